@@ -1,0 +1,261 @@
+// Benchmarks of the depth-attention op (include/attnres/ops/depth_attention.hpp), float, on the
+// reference and cpu backends, at the default model width D = 256 and M = 2048 tokens (batch 8 ×
+// sequence 256), for n ∈ {2, 5, 9, 17} sources.
+//
+//   key_norm_stats/<backend>                 1/r of one (M,D) source
+//   forward/<backend>/n:N                    one-shot forward of one gather point
+//   stats/<backend>/n:N/S:S                  Phase 1 (S queries over the same n sources)
+//   merge/<backend>/n:N                      Phase 2 (statistics over n sources + a partial)
+//   backward/<backend>/n:N/S:S               backward of S points over the same n sources
+//
+// Reported: time per call (wall clock: the cpu backend is multi-threaded, so every rate uses
+// real time), items/s = tokens/s, bytes/s and a "GB/s" counter (10⁹ bytes per second) computed
+// from the bytes each op must read + write at least once (every (M,D) tensor or (n,M) / (M)
+// vector it touches counted once; see the *_bytes functions below), and "omp_threads" (the OpenMP
+// thread count the cpu backend may use; the reference backend is always single-threaded).
+//
+// Run with --benchmark_repetitions=5 --benchmark_report_aggregates_only=true and compare
+// medians; see bench/README.md.
+
+#include <attnres/core/backend.hpp>
+#include <attnres/core/parallel.hpp>
+#include <attnres/core/random.hpp>
+#include <attnres/core/tensor.hpp>
+#include <attnres/ops/depth_attention.hpp>
+
+#include <benchmark/benchmark.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <string>
+#include <vector>
+
+namespace {
+
+using idx = std::ptrdiff_t;  // attnres's index type
+using attnres::tensor;
+using T = float;
+
+constexpr idx kM = 2048;  // tokens: batch 8 × sequence 256
+constexpr idx kD = 256;   // model width
+constexpr T kEps = T(1e-6);
+constexpr std::int64_t kSources[] = {2, 5, 9, 17};
+constexpr std::int64_t kQueries[] = {1, 4};
+constexpr double kFloat = sizeof(T);
+
+// ---- test data ----------------------------------------------------------------------------
+
+tensor<T> normal(std::vector<idx> shape, attnres::rng& gen, double mean, double stddev) {
+  tensor<T> t(std::move(shape));
+  attnres::fill_normal(t, gen, mean, stddev);
+  return t;
+}
+
+// n random sources with their key-norm statistics.
+struct sources_data {
+  std::vector<tensor<T>> value, inv_rms;
+  std::vector<attnres::ops::depth_source<T>> src;
+
+  sources_data(idx n, attnres::rng& gen) {
+    for (idx j = 0; j < n; ++j) {
+      value.push_back(normal({kM, kD}, gen, 0.0, 1.0));
+      inv_rms.emplace_back(std::vector<idx>{kM});
+      attnres::ops::key_norm_stats(attnres::backend::cpu{}, value.back().mat(), kEps, inv_rms.back().data());
+    }
+    for (idx j = 0; j < n; ++j) src.push_back({value[j].mat(), inv_rms[j].data()});
+  }
+  std::span<const attnres::ops::depth_source<T>> span() const { return src; }
+};
+
+// S gather-point parameters: queries ~ N(0, 0.5), gains ~ N(1, 0.1).
+struct queries_data {
+  std::vector<tensor<T>> w, g;
+  std::vector<attnres::ops::depth_query<T>> q;
+
+  queries_data(idx S, attnres::rng& gen) {
+    for (idx p = 0; p < S; ++p) {
+      w.push_back(normal({kD}, gen, 0.0, 0.5));
+      g.push_back(normal({kD}, gen, 1.0, 0.1));
+    }
+    for (idx p = 0; p < S; ++p) q.push_back({w[p].data(), g[p].data()});
+  }
+};
+
+// ---- bytes each op must move (floats → bytes at the end) -----------------------------------
+
+// reads v (M,D), writes 1/r (M)
+double key_norm_bytes() { return kFloat * double(kM * kD + kM); }
+// reads n sources (M,D) and their 1/r (M); writes h (M,D) and α (n,M)
+double forward_bytes(idx n) { return kFloat * double(n * kM * kD + n * kM + kM * kD + n * kM); }
+// reads n sources and 1/r once for all S queries; writes S × (o (M,D), m, ℓ (M), logits (n,M))
+double stats_bytes(idx n, idx S) {
+  return kFloat * double(n * kM * kD + n * kM + S * (kM * kD + 2 * kM + n * kM));
+}
+// reads o (M,D), m, ℓ (M), logits (n,M), the partial (M,D) and its 1/r (M); writes h (M,D), α (n+1,M)
+double merge_bytes(idx n) {
+  return kFloat * double(kM * kD + 2 * kM + n * kM + kM * kD + kM + kM * kD + (n + 1) * kM);
+}
+// reads n sources + 1/r, and per point dh (M,D), α (n,M), c (M); reads and writes the n
+// accumulated source gradients (M,D); dw, dg (D) are negligible and not counted
+double backward_bytes(idx n, idx S) {
+  return kFloat * double(n * kM * kD + n * kM + S * (kM * kD + n * kM + kM) + 2 * n * kM * kD);
+}
+
+template <class Backend>
+int thread_count() {
+  return attnres::backend_traits<Backend>::is_parallel ? attnres::max_threads() : 1;
+}
+
+template <class Backend>
+void report(benchmark::State& state, double bytes_per_call) {
+  const auto iters = static_cast<std::int64_t>(state.iterations());
+  state.SetItemsProcessed(iters * kM);
+  state.SetBytesProcessed(static_cast<std::int64_t>(bytes_per_call) * iters);
+  state.counters["GB/s"] = benchmark::Counter(bytes_per_call * double(iters) * 1e-9, benchmark::Counter::kIsRate);
+  state.counters["omp_threads"] = thread_count<Backend>();
+}
+
+// ---- benchmarks ----------------------------------------------------------------------------
+
+template <class Backend>
+void bm_key_norm_stats(benchmark::State& state) {
+  attnres::rng gen(1);
+  const tensor<T> v = normal({kM, kD}, gen, 0.0, 1.0);
+  tensor<T> inv_rms({kM});
+  for (auto _ : state) {
+    benchmark::DoNotOptimize(attnres::ops::key_norm_stats(Backend{}, v.mat(), kEps, inv_rms.data()));
+    benchmark::ClobberMemory();
+  }
+  report<Backend>(state, key_norm_bytes());
+}
+
+template <class Backend>
+void bm_forward(benchmark::State& state) {
+  const idx n = state.range(0);
+  attnres::rng gen(2);
+  const sources_data s(n, gen);
+  const queries_data q(1, gen);
+  tensor<T> h({kM, kD}), alpha({n, kM});
+  for (auto _ : state) {
+    attnres::ops::depth_attention_forward(Backend{}, s.span(), q.q[0], h.mat(), alpha.mat());
+    benchmark::DoNotOptimize(h.data());
+    benchmark::ClobberMemory();
+  }
+  report<Backend>(state, forward_bytes(n));
+}
+
+template <class Backend>
+void bm_stats(benchmark::State& state) {
+  const idx n = state.range(0), S = state.range(1);
+  attnres::rng gen(3);
+  const sources_data s(n, gen);
+  const queries_data q(S, gen);
+  std::vector<tensor<T>> o, m, l, logits;
+  std::vector<attnres::ops::depth_stats<T>> out;
+  for (idx p = 0; p < S; ++p) {
+    o.emplace_back(std::vector<idx>{kM, kD});
+    m.emplace_back(std::vector<idx>{kM});
+    l.emplace_back(std::vector<idx>{kM});
+    logits.emplace_back(std::vector<idx>{n, kM});
+  }
+  for (idx p = 0; p < S; ++p) out.push_back({o[p].mat(), m[p].data(), l[p].data(), logits[p].mat()});
+  for (auto _ : state) {
+    attnres::ops::depth_attention_stats(Backend{}, s.span(), std::span<const attnres::ops::depth_query<T>>(q.q),
+                                        std::span<const attnres::ops::depth_stats<T>>(out));
+    benchmark::DoNotOptimize(o[0].data());
+    benchmark::ClobberMemory();
+  }
+  report<Backend>(state, stats_bytes(n, S));
+}
+
+template <class Backend>
+void bm_merge(benchmark::State& state) {
+  const idx n = state.range(0);
+  attnres::rng gen(4);
+  const sources_data s(n, gen);
+  const sources_data partial(1, gen);
+  const queries_data q(1, gen);
+  // Real phase-1 statistics to merge (computed once, outside the timed loop).
+  tensor<T> o({kM, kD}), m({kM}), l({kM}), logits({n, kM});
+  const attnres::ops::depth_stats<T> st{o.mat(), m.data(), l.data(), logits.mat()};
+  attnres::ops::depth_attention_stats(attnres::backend::cpu{}, s.span(),
+                                      std::span<const attnres::ops::depth_query<T>>(q.q),
+                                      std::span<const attnres::ops::depth_stats<T>>(&st, 1));
+  tensor<T> h({kM, kD}), alpha({n + 1, kM});
+  for (auto _ : state) {
+    attnres::ops::depth_attention_merge(Backend{}, st, &partial.src[0], q.q[0], h.mat(), alpha.mat());
+    benchmark::DoNotOptimize(h.data());
+    benchmark::ClobberMemory();
+  }
+  report<Backend>(state, merge_bytes(n));
+}
+
+template <class Backend>
+void bm_backward(benchmark::State& state) {
+  const idx n = state.range(0), S = state.range(1);
+  attnres::rng gen(5);
+  const sources_data s(n, gen);
+  const queries_data q(S, gen);
+  // Per point: a real α and h from the forward, a random dh, and c = dh·h.
+  std::vector<tensor<T>> alpha, dh, c, dw, dg;
+  for (idx p = 0; p < S; ++p) {
+    tensor<T> h({kM, kD});
+    alpha.emplace_back(std::vector<idx>{n, kM});
+    attnres::ops::depth_attention_forward(attnres::backend::cpu{}, s.span(), q.q[p], h.mat(), alpha.back().mat());
+    dh.push_back(normal({kM, kD}, gen, 0.0, 1.0));
+    c.emplace_back(std::vector<idx>{kM});
+    attnres::ops::row_dots(attnres::backend::cpu{}, dh.back().mat(), h.mat(), c.back().data());
+    dw.emplace_back(std::vector<idx>{kD});
+    dg.emplace_back(std::vector<idx>{kD});
+  }
+  std::vector<attnres::ops::depth_query_grad<T>> points;
+  for (idx p = 0; p < S; ++p)
+    points.push_back({q.q[p], alpha[p].mat(), c[p].data(), dh[p].mat(), dw[p].data(), dg[p].data()});
+  std::vector<tensor<T>> dsrc_t;
+  std::vector<attnres::matrix_view<T>> dsrc;
+  for (idx j = 0; j < n; ++j) dsrc_t.emplace_back(std::vector<idx>{kM, kD});
+  for (idx j = 0; j < n; ++j) dsrc.push_back(dsrc_t[j].mat());
+  // The op accumulates into dsources, dw and dg; growing sums are harmless for timing.
+  for (auto _ : state) {
+    attnres::ops::depth_attention_backward(Backend{}, s.span(),
+                                           std::span<const attnres::ops::depth_query_grad<T>>(points),
+                                           std::span<const attnres::matrix_view<T>>(dsrc));
+    benchmark::DoNotOptimize(dsrc_t[0].data());
+    benchmark::ClobberMemory();
+  }
+  report<Backend>(state, backward_bytes(n, S));
+}
+
+template <class Backend>
+void register_backend() {
+  const std::string b = Backend::name;
+  auto setup = [](benchmark::internal::Benchmark* bm) { bm->Unit(benchmark::kMicrosecond)->UseRealTime(); };
+  setup(benchmark::RegisterBenchmark(("key_norm_stats/" + b).c_str(), bm_key_norm_stats<Backend>));
+  for (const std::int64_t n : kSources)
+    setup(benchmark::RegisterBenchmark(("forward/" + b).c_str(), bm_forward<Backend>)->ArgNames({"n"})->Arg(n));
+  for (const std::int64_t n : kSources)
+    for (const std::int64_t S : kQueries)
+      setup(benchmark::RegisterBenchmark(("stats/" + b).c_str(), bm_stats<Backend>)->ArgNames({"n", "S"})->Args({n, S}));
+  for (const std::int64_t n : kSources)
+    setup(benchmark::RegisterBenchmark(("merge/" + b).c_str(), bm_merge<Backend>)->ArgNames({"n"})->Arg(n));
+  for (const std::int64_t n : kSources)
+    for (const std::int64_t S : kQueries)
+      setup(benchmark::RegisterBenchmark(("backward/" + b).c_str(), bm_backward<Backend>)
+                ->ArgNames({"n", "S"})
+                ->Args({n, S}));
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  benchmark::AddCustomContext("shape", "M = 2048 tokens (batch 8 x seq 256), D = 256, float");
+  benchmark::AddCustomContext("omp_max_threads", std::to_string(attnres::max_threads()));
+  register_backend<attnres::backend::reference>();
+  register_backend<attnres::backend::cpu>();
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}

@@ -1,0 +1,199 @@
+#pragma once
+// Depth attention, cpu path: the same math as ops/reference/depth_attention.hpp, fused so each
+// token reads each source row once, vectorised over D (xsimd) and parallel over tokens (OpenMP).
+// Tested equal to the reference on awkward sizes (tests/ops/test_depth_attention.cpp).
+
+#include <attnres/core/backend.hpp>
+#include <attnres/core/parallel.hpp>
+#include <attnres/core/simd.hpp>
+#include <attnres/ops/depth_attention_types.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <span>
+#include <vector>
+
+namespace attnres::ops {
+
+namespace cpu_detail {
+// Tokens per parallel chunk: below this, forking threads costs more than the work.
+inline constexpr index_t token_grain = 16;
+
+// q = w ⊙ g, folded once per call instead of once per token and source.
+template <class T>
+std::vector<T> folded_query(depth_query<T> q, index_t D) {
+  std::vector<T> out(static_cast<std::size_t>(D));
+  simd::multiply(q.w, q.g, out.data(), D);
+  return out;
+}
+}  // namespace cpu_detail
+
+template <class T>
+index_t key_norm_stats(backend::cpu, no_deduce<const_matrix_view<T>> v /*(M,D)*/, no_deduce<T> eps, T* inv_rms /*(M)*/) {
+  parallel_chunks(v.rows, cpu_detail::token_grain, [&](index_t, index_t begin, index_t end) {
+    for (index_t t = begin; t < end; ++t)
+      inv_rms[t] = T(1) / std::sqrt(simd::sum_squares(v.row(t), v.cols) / T(v.cols) + eps);
+  });
+  // r is finite and positive exactly when 1/r is finite and positive.
+  for (index_t t = 0; t < v.rows; ++t)
+    if (!(std::isfinite(inv_rms[t]) && inv_rms[t] > T(0))) return t;
+  return -1;
+}
+
+template <class T>
+void row_dots(backend::cpu, no_deduce<const_matrix_view<T>> a /*(M,D)*/, no_deduce<const_matrix_view<T>> b /*(M,D)*/, T* out /*(M)*/) {
+  parallel_chunks(a.rows, 4 * cpu_detail::token_grain, [&](index_t, index_t begin, index_t end) {
+    for (index_t t = begin; t < end; ++t) out[t] = simd::dot(a.row(t), b.row(t), a.cols);
+  });
+}
+
+// One pass per token over the sources with an online softmax: the running output is rescaled
+// whenever a larger logit appears, so each source row is read exactly once.
+template <class T>
+void depth_attention_forward(backend::cpu, std::span<const depth_source<T>> sources, depth_query<T> q,
+                             no_deduce<matrix_view<T>> h /*(M,D)*/, no_deduce<matrix_view<T>> alpha /*(n,M)*/) {
+  const index_t n = static_cast<index_t>(sources.size());
+  const index_t D = h.cols;
+  const std::vector<T> qg = cpu_detail::folded_query(q, D);
+  parallel_chunks(h.rows, cpu_detail::token_grain, [&](index_t, index_t begin, index_t end) {
+    for (index_t t = begin; t < end; ++t) {
+      T* ht = h.row(t);
+      T m = -std::numeric_limits<T>::infinity(), z = 0;
+      for (index_t j = 0; j < n; ++j) {
+        const T* v = sources[j].value.row(t);
+        const T s = simd::dot(qg.data(), v, D) * sources[j].inv_rms[t];
+        alpha(j, t) = s;
+        if (j == 0) {
+          simd::scale_to(T(1), v, ht, D);
+          m = s;
+          z = 1;
+        } else if (s > m) {
+          const T scale = std::exp(m - s);
+          simd::axpby(T(1), v, scale, ht, D);
+          z = z * scale + 1;
+          m = s;
+        } else {
+          const T e = std::exp(s - m);
+          simd::axpy(e, v, ht, D);
+          z += e;
+        }
+      }
+      simd::scale_to(T(1) / z, ht, ht, D);
+      for (index_t j = 0; j < n; ++j) alpha(j, t) = std::exp(alpha(j, t) - m) / z;
+    }
+  });
+}
+
+// Phase 1 for S queries: each source row is read once per token and serves all S queries.
+template <class T>
+void depth_attention_stats(backend::cpu, std::span<const depth_source<T>> sources,
+                           no_deduce<std::span<const depth_query<T>>> queries, no_deduce<std::span<const depth_stats<T>>> out) {
+  const index_t n = static_cast<index_t>(sources.size());
+  const index_t S = static_cast<index_t>(queries.size());
+  if (S == 0) return;
+  const index_t M = out[0].o.rows, D = out[0].o.cols;
+  std::vector<std::vector<T>> qg;
+  for (const auto& q : queries) qg.push_back(cpu_detail::folded_query(q, D));
+  parallel_chunks(M, cpu_detail::token_grain, [&](index_t, index_t begin, index_t end) {
+    for (index_t t = begin; t < end; ++t) {
+      for (index_t j = 0; j < n; ++j) {
+        const T* v = sources[j].value.row(t);
+        for (index_t p = 0; p < S; ++p) {
+          const depth_stats<T>& st = out[p];
+          T* o = st.o.row(t);
+          const T s = simd::dot(qg[p].data(), v, D) * sources[j].inv_rms[t];
+          st.logits(j, t) = s;
+          if (j == 0) {
+            simd::scale_to(T(1), v, o, D);
+            st.m[t] = s;
+            st.l[t] = 1;
+          } else if (s > st.m[t]) {
+            const T scale = std::exp(st.m[t] - s);
+            simd::axpby(T(1), v, scale, o, D);
+            st.l[t] = st.l[t] * scale + 1;
+            st.m[t] = s;
+          } else {
+            const T e = std::exp(s - st.m[t]);
+            simd::axpy(e, v, o, D);
+            st.l[t] += e;
+          }
+        }
+      }
+    }
+  });
+}
+
+template <class T>
+void depth_attention_merge(backend::cpu, const depth_stats<T>& st, const depth_source<T>* partial,
+                           no_deduce<depth_query<T>> q, no_deduce<matrix_view<T>> h /*(M,D)*/, no_deduce<matrix_view<T>> alpha /*(n[+1],M)*/) {
+  const index_t D = h.cols, n = st.logits.rows;
+  const std::vector<T> qg = cpu_detail::folded_query(q, D);
+  parallel_chunks(h.rows, cpu_detail::token_grain, [&](index_t, index_t begin, index_t end) {
+    for (index_t t = begin; t < end; ++t) {
+      T mx = st.m[t], ep = 0, eo = 1;
+      if (partial) {
+        const T sp = simd::dot(qg.data(), partial->value.row(t), D) * partial->inv_rms[t];
+        mx = std::max(mx, sp);
+        eo = std::exp(st.m[t] - mx);
+        ep = std::exp(sp - mx);
+      }
+      const T zinv = T(1) / (eo * st.l[t] + ep);
+      simd::scale_to(eo * zinv, st.o.row(t), h.row(t), D);
+      if (partial) simd::axpy(ep * zinv, partial->value.row(t), h.row(t), D);
+      for (index_t j = 0; j < n; ++j) alpha(j, t) = std::exp(st.logits(j, t) - mx) * zinv;
+      if (partial) alpha(n, t) = ep * zinv;
+    }
+  });
+}
+
+// Fused backward: per token, each source row is read once for all S points. The parameter
+// gradients share one accumulator per point, a_p = Σ_t Σ_j dS_pj u_pj, because
+//   ∂ℒ/∂w_p = g_p ⊙ a_p   and   ∂ℒ/∂g_p = w_p ⊙ a_p.
+// Each thread accumulates its own a_p; the per-thread sums are added in a fixed order.
+template <class T>
+void depth_attention_backward(backend::cpu, std::span<const depth_source<T>> sources,
+                              no_deduce<std::span<const depth_query_grad<T>>> points,
+                              no_deduce<std::span<const matrix_view<T>>> dsources /*n × (M,D), accumulated*/) {
+  const index_t n = static_cast<index_t>(sources.size());
+  const index_t S = static_cast<index_t>(points.size());
+  if (S == 0 || n == 0) return;
+  const index_t M = points[0].dh.rows, D = points[0].dh.cols;
+  std::vector<std::vector<T>> qg;
+  for (const auto& pt : points) qg.push_back(cpu_detail::folded_query(pt.q, D));
+  const index_t chunks = chunk_count(M, cpu_detail::token_grain);
+  std::vector<T> acc(static_cast<std::size_t>(chunks * S * D), T(0));  // a_p per chunk
+  std::vector<T> ds_all(static_cast<std::size_t>(chunks * S));
+  parallel_chunks(M, cpu_detail::token_grain, [&](index_t chunk, index_t begin, index_t end) {
+    T* a_chunk = acc.data() + chunk * S * D;
+    T* ds = ds_all.data() + chunk * S;
+    for (index_t t = begin; t < end; ++t) {
+      for (index_t j = 0; j < n; ++j) {
+        const T* v = sources[j].value.row(t);
+        const T rinv = sources[j].inv_rms[t];
+        T* dv = dsources[j].row(t);
+        T proj = 0;  // Σ_p dS_p (u·q_p): the coefficient of u in the RMSNorm Jacobian term
+        for (index_t p = 0; p < S; ++p) {
+          const depth_query_grad<T>& pt = points[p];
+          const T a = pt.alpha(j, t);
+          ds[p] = a * (simd::dot(pt.dh.row(t), v, D) - pt.c[t]);
+          proj += ds[p] * simd::dot(qg[p].data(), v, D) * rinv;
+          simd::axpy(a, pt.dh.row(t), dv, D);                 // α_j G
+          simd::axpy(ds[p] * rinv, qg[p].data(), dv, D);      // p_j / r_j
+          simd::axpy(ds[p] * rinv, v, a_chunk + p * D, D);    // dS_j u_j
+        }
+        simd::axpy(-proj * rinv * rinv / T(D), v, dv, D);     // −u (u·p)/(D r)
+      }
+    }
+  });
+  for (index_t p = 0; p < S; ++p) {
+    std::vector<T> a_total(static_cast<std::size_t>(D), T(0));
+    for (index_t c = 0; c < chunks; ++c) simd::add(acc.data() + (c * S + p) * D, a_total.data(), D);
+    for (index_t d = 0; d < D; ++d) {
+      points[p].dw[d] += points[p].q.g[d] * a_total[d];
+      points[p].dg[d] += points[p].q.w[d] * a_total[d];
+    }
+  }
+}
+
+}  // namespace attnres::ops

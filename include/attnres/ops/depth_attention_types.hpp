@@ -1,0 +1,56 @@
+#pragma once
+// Argument bundles of the depth-attention op (see ops/depth_attention.hpp for the contract).
+// Shapes use one vocabulary: M tokens (= B·T), D width, n sources, S gather points.
+
+#include <attnres/core/tensor.hpp>
+
+#include <type_traits>
+
+namespace attnres::ops {
+
+// Marks a parameter whose scalar type is fixed by another argument, so views of mutable data
+// convert to const views at the call (template deduction alone does no conversions).
+template <class X>
+using no_deduce = std::type_identity_t<X>;
+
+// A depth source: its values and its cached key-norm statistic 1/r, r = sqrt(mean_d v² + ε).
+// The statistic depends only on the source, so it is computed once when the source is made
+// and reused by every gather point that reads it.
+template <class T>
+struct depth_source {
+  const_matrix_view<T> value;  // (M,D)
+  const T* inv_rms;            // (M)
+};
+
+// A gather point's parameters: pseudo-query w and key-norm gain g. The logit of source j is
+// s_j = (w ⊙ g) · v_j / r_j.
+template <class T>
+struct depth_query {
+  const T* w;  // (D)
+  const T* g;  // (D)
+};
+
+// Phase-1 statistics of one gather point over a set of sources (the paper's ATTNWITHSTATS):
+// per token, the max logit m, the sum of shifted exponentials ℓ = Σ_j e^{s_j − m}, the
+// unnormalised output o = Σ_j e^{s_j − m} v_j, and the logits themselves (kept so the full α
+// can be recovered after the merge).
+template <class T>
+struct depth_stats {
+  matrix_view<T> o;       // (M,D)
+  T* m;                   // (M)
+  T* l;                   // (M)
+  matrix_view<T> logits;  // (n,M)
+};
+
+// One gather point in the backward pass, restricted to the sources being differentiated.
+template <class T>
+struct depth_query_grad {
+  depth_query<T> q;
+  const_matrix_view<T> alpha;  // (n,M)  this point's weights of *these* sources
+  const T* c;                  // (M)    c_t = dh_t · h_t, with h the point's full output
+  const_matrix_view<T> dh;     // (M,D)  ∂ℒ/∂h
+  T* dw;                       // (D)    accumulated
+  T* dg;                       // (D)    accumulated
+};
+
+}  // namespace attnres::ops

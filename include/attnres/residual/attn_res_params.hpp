@@ -1,0 +1,83 @@
+#pragma once
+// Parameters of the attention-residual policies: one pseudo-query w_l and one key-norm gain
+// g_l per gather point l = 1..L+1 (stored in row l-1), plus the checks the policies share.
+
+#include <attnres/core/backend.hpp>
+#include <attnres/core/error.hpp>
+#include <attnres/core/tensor.hpp>
+#include <attnres/ops/depth_attention.hpp>
+#include <attnres/residual/residual_policy.hpp>
+
+#include <string>
+#include <type_traits>
+
+namespace attnres {
+
+template <class T>
+struct attn_res_params {
+  tensor<T> query;     // (L+1, D)  w_l; zero at init, so α is uniform at step 0
+  tensor<T> key_gain;  // (L+1, D)  g_l; one at init
+
+  // The pseudo-query and gain of gather point l (1..L+1).
+  ops::depth_query<T> at(int l) const {
+    const index_t D = query.cols();
+    return {query.data() + (l - 1) * D, key_gain.data() + (l - 1) * D};
+  }
+};
+
+template <class T>
+struct attn_res_grads {
+  tensor<T> query;     // (L+1, D)  ∂ℒ/∂w
+  tensor<T> key_gain;  // (L+1, D)  ∂ℒ/∂g (stays zero with learn_key_gain = false)
+};
+
+namespace detail {
+
+template <class T>
+attn_res_params<T> make_attn_res_params(const residual_config& cfg) {
+  attn_res_params<T> p{tensor<T>({cfg.n_sublayers + 1, cfg.d_model}), tensor<T>({cfg.n_sublayers + 1, cfg.d_model})};
+  p.key_gain.fill(T(1));
+  return p;
+}
+
+template <class T>
+attn_res_grads<T> make_attn_res_grads(const residual_config& cfg) {
+  return {tensor<T>({cfg.n_sublayers + 1, cfg.d_model}), tensor<T>({cfg.n_sublayers + 1, cfg.d_model})};
+}
+
+inline void check_config(std::string_view who, const residual_config& cfg) {
+  expects<config_error>(cfg.n_sublayers >= 1, who, ": needs at least one sublayer, got L = ", cfg.n_sublayers);
+  expects<config_error>(cfg.d_model >= 1, who, ": model width D must be positive, got ", cfg.d_model);
+  expects<config_error>(cfg.norm_eps >= 0, who, ": norm epsilon must be non-negative, got ", cfg.norm_eps);
+}
+
+// Parameters must match the configuration they are used with.
+template <class T>
+void check_params(std::string_view who, const residual_config& cfg, const attn_res_params<T>& p) {
+  auto check = [&](const tensor<T>& t, const char* name) {
+    expects<shape_error>(t.rank() == 2 && t.dim(0) == cfg.n_sublayers + 1 && t.dim(1) == cfg.d_model, who, ": ",
+                         name, " must be (L+1, D) = (", cfg.n_sublayers + 1, ", ", cfg.d_model, ")");
+  };
+  check(p.query, "query");
+  check(p.key_gain, "key_gain");
+}
+
+// A view handed to a policy must be (M, D) with the M of this forward pass.
+template <class T>
+void check_view(std::string_view who, std::string_view what, index_t M, index_t D, const_matrix_view<T> v) {
+  expects<shape_error>(v.rows == M && v.cols == D, who, ": ", what, " has shape (", v.rows, ", ", v.cols,
+                       ") but this forward pass is (M, D) = (", M, ", ", D, ")");
+}
+
+// Computes the key-norm statistic of a source and refuses NaN/Inf: a non-finite r means the
+// source row has a NaN or Inf (or overflows), which would silently poison every later α.
+template <class T, class Backend>
+void key_norm_or_throw(Backend b, std::string_view who, const std::string& what,
+                       std::type_identity_t<const_matrix_view<T>> v, T eps,
+                       T* inv_rms) {
+  const index_t bad = ops::key_norm_stats(b, v, eps, inv_rms);
+  expects<numeric_error>(bad < 0, who, ": ", what, " contains NaN or Inf (token ", bad, ")");
+}
+
+}  // namespace detail
+}  // namespace attnres

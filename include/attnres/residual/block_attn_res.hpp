@@ -1,0 +1,315 @@
+#pragma once
+// BlockAttnRes<N> — the L sublayers form N blocks of S = L/N; sources are block sums:
+//
+//   b_0 = x0 ,  b_n = Σ_{j∈B_n} v_j ,  b_n^i = Σ of the first i outputs of block n (partial)
+//   sublayer at position i of block n reads  [b_0 .. b_{n-1}]            if i = 0
+//                                            [b_0 .. b_{n-1}, b_n^i]     if i ≥ 1
+//   h = Σ α·V ,  α = softmax( w_lᵀ RMSNorm_{g_l}(V) )                    (paper Eqs. 5–6)
+//
+// and the output (gather point L+1) mixes [b_0 .. b_N]. A block starts with no partial source
+// (never a zero vector in the softmax). N = L is FullAttnRes; N = 1 is [x0, partial].
+//
+// Forward uses the paper's two-phase computation (Algorithm 1): at a block's first sublayer,
+// Phase 1 computes softmax statistics of all S queries of the block over the completed blocks
+// in one pass; each sublayer then merges its statistics with the partial sum (Phase 2).
+// Backward mirrors it: each gather point back-propagates into the partial sum at once (the
+// sublayers of its own block need that next), while the completed-block terms of all S points
+// are deferred to the block's first sublayer and done in one batched pass.
+
+#include <attnres/core/backend.hpp>
+#include <attnres/ops/depth_attention.hpp>
+#include <attnres/residual/attn_res_params.hpp>
+#include <attnres/residual/call_sequence.hpp>
+#include <attnres/residual/residual_policy.hpp>
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace attnres {
+
+template <int N>
+struct BlockAttnRes {
+  static_assert(N >= 1, "BlockAttnRes<N>: N is the number of blocks and must be at least 1");
+  static constexpr std::string_view name = "block";
+  static constexpr int blocks = N;
+  template <class T = float, class Backend = default_backend>
+  class with;
+};
+
+template <int N>
+template <class T, class Backend>
+class BlockAttnRes<N>::with {
+ public:
+  using scalar = T;
+  using backend = Backend;
+  using Params = attn_res_params<T>;
+  using Grads = attn_res_grads<T>;
+  struct Cache {
+    index_t M = 0;
+    std::vector<tensor<T>> block;          // N+1 × (M,D)  b_0 = x0, completed block sums b_1..b_N
+    std::vector<tensor<T>> block_inv_rms;  // N+1 × (M)
+    int completed = 0;                     // blocks b_0 .. b_{completed-1} are complete
+    tensor<T> partial;                     // (M,D)  b_n^i of the current block
+    tensor<T> partial_inv_rms;             // (M)
+    bool has_partial = false;
+    // Phase-1 statistics of the current block's S gather points.
+    std::vector<tensor<T>> stat_o, stat_m, stat_l, stat_logits;  // S × (M,D), (M), (M), (N,M)
+    std::vector<tensor<T>> alpha;          // L+1 × (n_sources(l), M)
+    // Kept for the backward (keep_for_backward): gather outputs and partial snapshots.
+    std::vector<tensor<T>> h;              // L+1 × (M,D)
+    std::vector<tensor<T>> partial_at;     // L × (M,D)  b_n^i as read by gather point l (i ≥ 1)
+    std::vector<tensor<T>> partial_at_inv_rms;  // L × (M)
+    // Backward state.
+    std::vector<tensor<T>> dblock;         // N+1 × (M,D)  ∂ℒ/∂b_j
+    tensor<T> dpartial;                    // (M,D)  running ∂ℒ/∂v for the current block
+    std::vector<tensor<T>> dh_block;       // S × (M,D)  upstream gradients of the current block
+    std::vector<tensor<T>> c_block;        // S × (M)    dh·h of the current block's points
+    detail::call_sequence seq;
+  };
+
+  explicit with(residual_config cfg) : cfg_(cfg) {
+    detail::check_config(label(), cfg_);
+    expects<config_error>(cfg_.n_sublayers % N == 0, label(), ": ", N, " blocks do not divide ", cfg_.n_sublayers,
+                          " sublayers (L must be a multiple of N; L counts attention and MLP sublayers, 2 per "
+                          "transformer layer)");
+    S_ = cfg_.n_sublayers / N;
+  }
+
+  const residual_config& config() const { return cfg_; }
+  int n_sublayers() const { return cfg_.n_sublayers; }
+  int block_size() const { return S_; }
+  Params init_params() const { return detail::make_attn_res_params<T>(cfg_); }
+  Grads zero_grads() const { return detail::make_attn_res_grads<T>(cfg_); }
+
+  // Gather point l (≤ L) at position i of block n (0-based) reads b_0..b_n plus the partial
+  // when i ≥ 1; the output reads b_0..b_N.
+  index_t n_sources(int l) const {
+    if (l > cfg_.n_sublayers) return N + 1;
+    return (l - 1) / S_ + 1 + ((l - 1) % S_ > 0 ? 1 : 0);
+  }
+
+  void begin(Cache& c, const_matrix_view<T> x0 /*(M,D)*/, bool keep_for_backward = true) const {
+    expects<shape_error>(x0.cols == cfg_.d_model, label(), ": embedding has width ", x0.cols, " but D = ",
+                         cfg_.d_model);
+    const int L = cfg_.n_sublayers;
+    const index_t M = x0.rows, D = cfg_.d_model;
+    if (c.M != M || c.block.size() != static_cast<std::size_t>(N + 1)) {
+      c = Cache{};
+      c.M = M;
+      for (int j = 0; j <= N; ++j) {
+        c.block.emplace_back(std::vector<index_t>{M, D});
+        c.block_inv_rms.emplace_back(std::vector<index_t>{M});
+      }
+      c.partial = tensor<T>({M, D});
+      c.partial_inv_rms = tensor<T>({M});
+      for (int p = 0; p < S_; ++p) {
+        c.stat_o.emplace_back(std::vector<index_t>{M, D});
+        c.stat_m.emplace_back(std::vector<index_t>{M});
+        c.stat_l.emplace_back(std::vector<index_t>{M});
+        c.stat_logits.emplace_back(std::vector<index_t>{N, M});
+      }
+      for (int l = 1; l <= L + 1; ++l) c.alpha.emplace_back(std::vector<index_t>{n_sources(l), M});
+    }
+    c.h.resize(keep_for_backward ? static_cast<std::size_t>(L + 1) : 0);
+    for (auto& h : c.h)
+      if (h.rows() != M) h = tensor<T>({M, D});
+    c.partial_at.resize(keep_for_backward ? static_cast<std::size_t>(L) : 0);
+    c.partial_at_inv_rms.resize(c.partial_at.size());
+    for (int l = 1; l <= static_cast<int>(c.partial_at.size()); ++l)
+      if ((l - 1) % S_ > 0 && c.partial_at[l - 1].rows() != M) {
+        c.partial_at[l - 1] = tensor<T>({M, D});
+        c.partial_at_inv_rms[l - 1] = tensor<T>({M});
+      }
+    copy(x0, c.block[0].mat());
+    detail::key_norm_or_throw(Backend{}, label(), "the embedding x0", x0, T(cfg_.norm_eps), c.block_inv_rms[0].data());
+    c.completed = 1;
+    c.has_partial = false;
+    c.seq.begin(label(), L, keep_for_backward);
+  }
+
+  void gather(const Params& p, Cache& c, int l, matrix_view<T> h /*(M,D)*/) const {
+    detail::check_params(label(), cfg_, p);
+    c.seq.gather(l);
+    detail::check_view<T>(label(), "gather output", c.M, cfg_.d_model, h);
+    const int L = cfg_.n_sublayers;
+    const bool keep = c.seq.keep_for_backward();
+    if (l == L + 1) {
+      close_block(c, l);
+      const auto src = completed_sources(c);
+      ops::depth_attention_forward(Backend{}, std::span<const ops::depth_source<T>>(src), p.at(l), h,
+                                   c.alpha[l - 1].mat());
+    } else {
+      const int i = (l - 1) % S_;
+      if (i == 0) {
+        if (c.has_partial) close_block(c, l);
+        phase1(p, c, l);
+      }
+      ops::depth_source<T> part{};
+      if (i > 0) {
+        detail::key_norm_or_throw(Backend{}, label(), partial_name(l), c.partial.mat(), T(cfg_.norm_eps),
+                                  c.partial_inv_rms.data());
+        part = {c.partial.mat(), c.partial_inv_rms.data()};
+        if (keep) {
+          copy(c.partial.mat(), c.partial_at[l - 1].mat());
+          std::copy(c.partial_inv_rms.begin(), c.partial_inv_rms.end(), c.partial_at_inv_rms[l - 1].begin());
+        }
+      }
+      ops::depth_attention_merge(Backend{}, stats(c, i), i > 0 ? &part : nullptr, p.at(l), h, c.alpha[l - 1].mat());
+    }
+    if (keep) copy(const_matrix_view<T>(h), c.h[l - 1].mat());
+  }
+
+  void push(Cache& c, int l, const_matrix_view<T> v /*(M,D)*/) const {
+    c.seq.push(l);
+    detail::check_view<T>(label(), "output of sublayer " + std::to_string(l), c.M, cfg_.d_model, v);
+    auto part = c.partial.mat();
+    if (!c.has_partial) {
+      copy(v, part);
+      c.has_partial = true;
+    } else {
+      for (index_t t = 0; t < part.rows; ++t) simd::add(v.row(t), part.row(t), part.cols);
+    }
+    // NaN/Inf in v shows up in the partial's key-norm statistic at the next gather point.
+  }
+
+  void begin_backward(Cache& c) const {
+    c.seq.begin_backward();
+    const index_t M = c.M, D = cfg_.d_model;
+    c.dblock.resize(N + 1);
+    for (auto& d : c.dblock) {
+      if (d.rows() != M) d = tensor<T>({M, D});
+      d.set_zero();
+    }
+    c.dpartial = tensor<T>({M, D});
+    c.dh_block.resize(S_);
+    c.c_block.resize(S_);
+    for (int p = 0; p < S_; ++p) {
+      if (c.dh_block[p].rows() != M) c.dh_block[p] = tensor<T>({M, D});
+      if (c.c_block[p].size() != M) c.c_block[p] = tensor<T>({M});
+    }
+  }
+
+  void gather_backward(const Params& p, Cache& c, int l, const_matrix_view<T> dh /*(M,D)*/, Grads& g) const {
+    c.seq.gather_backward(l);
+    detail::check_view<T>(label(), "gradient dh", c.M, cfg_.d_model, dh);
+    const int L = cfg_.n_sublayers;
+    std::vector<T> unused_dg(cfg_.learn_key_gain ? 0 : static_cast<std::size_t>(cfg_.d_model));
+    if (l == L + 1) {  // the output: one-shot backward over b_0..b_N
+      tensor<T> cvec({c.M});
+      ops::row_dots(Backend{}, dh, c.h[l - 1].mat(), cvec.data());
+      const auto src = completed_sources(c);
+      const auto point = query_grad(p, g, l, c.alpha[l - 1].mat(), cvec.data(), dh, unused_dg);
+      const auto dsrc = dblock_views(c, N + 1);
+      ops::depth_attention_backward(Backend{}, std::span<const ops::depth_source<T>>(src),
+                                    std::span<const ops::depth_query_grad<T>>(&point, 1),
+                                    std::span<const matrix_view<T>>(dsrc));
+      return;
+    }
+    const int i = (l - 1) % S_;
+    const int n = (l - 1) / S_ + 1;  // completed blocks b_0..b_{n-1} are this block's inter sources
+    copy(dh, c.dh_block[i].mat());
+    ops::row_dots(Backend{}, dh, c.h[l - 1].mat(), c.c_block[i].data());
+    if (i > 0) {  // Phase 2 backward: the partial source, needed next by this block's sublayers
+      const ops::depth_source<T> part{c.partial_at[l - 1].mat(), c.partial_at_inv_rms[l - 1].data()};
+      const auto a = c.alpha[l - 1].mat().middle_rows(n, 1);
+      const auto point = query_grad(p, g, l, a, c.c_block[i].data(), dh, unused_dg);
+      const matrix_view<T> dpart = c.dpartial.mat();
+      ops::depth_attention_backward(Backend{}, std::span<const ops::depth_source<T>>(&part, 1),
+                                    std::span<const ops::depth_query_grad<T>>(&point, 1),
+                                    std::span<const matrix_view<T>>(&dpart, 1));
+    } else {  // Phase 1 backward: all S points of the block over the completed blocks, one pass
+      std::vector<ops::depth_query_grad<T>> points;
+      for (int q = 0; q < S_; ++q) {
+        const auto a = c.alpha[l - 1 + q].mat().middle_rows(0, n);
+        points.push_back(query_grad(p, g, l + q, a, c.c_block[q].data(), c.dh_block[q].mat(), unused_dg));
+      }
+      const auto src = completed_sources(c, n);
+      const auto dsrc = dblock_views(c, n);
+      ops::depth_attention_backward(Backend{}, std::span<const ops::depth_source<T>>(src),
+                                    std::span<const ops::depth_query_grad<T>>(points),
+                                    std::span<const matrix_view<T>>(dsrc));
+    }
+  }
+
+  // ∂ℒ/∂v_l: the gradient of the block sum v_l belongs to, plus the partial-sum gradients of
+  // the later positions of the same block (accumulated in dpartial as the backward walks back).
+  void source_grad(Cache& c, int l, matrix_view<T> dv /*(M,D)*/) const {
+    c.seq.source_grad(l);
+    detail::check_view<T>(label(), "source gradient", c.M, cfg_.d_model, dv);
+    if (l == 0) {
+      copy(c.dblock[0].mat(), dv);
+      return;
+    }
+    if ((l - 1) % S_ == S_ - 1) copy(c.dblock[(l - 1) / S_ + 1].mat(), c.dpartial.mat());  // last of its block
+    copy(c.dpartial.mat(), dv);
+  }
+
+  const_matrix_view<T> depth_weights(const Cache& c, int l) const {
+    expects<usage_error>(l >= 1 && l <= cfg_.n_sublayers + 1 && static_cast<std::size_t>(l) <= c.alpha.size(),
+                         label(), ": no depth weights for gather point ", l);
+    return c.alpha[l - 1].mat();
+  }
+
+ private:
+  static std::string label() { return "BlockAttnRes<" + std::to_string(N) + ">"; }
+
+  std::string partial_name(int l) const {
+    return "the partial sum of block " + std::to_string((l - 1) / S_ + 1) + " (last added: the output of sublayer " +
+           std::to_string(l - 1) + ")";
+  }
+
+  // The partial sum becomes the next completed block.
+  void close_block(Cache& c, int l) const {
+    const int j = c.completed;
+    copy(c.partial.mat(), c.block[j].mat());
+    detail::key_norm_or_throw(Backend{}, label(), "block sum b_" + std::to_string(j) + " (last added: the output of sublayer " +
+                                                      std::to_string(l - 1) + ")",
+                              c.block[j].mat(), T(cfg_.norm_eps), c.block_inv_rms[j].data());
+    c.completed = j + 1;
+    c.has_partial = false;
+  }
+
+  std::vector<ops::depth_source<T>> completed_sources(const Cache& c, int n = -1) const {
+    if (n < 0) n = c.completed;
+    std::vector<ops::depth_source<T>> src;
+    for (int j = 0; j < n; ++j) src.push_back({c.block[j].mat(), c.block_inv_rms[j].data()});
+    return src;
+  }
+
+  ops::depth_stats<T> stats(Cache& c, int i) const {
+    const int n = c.completed;
+    return {c.stat_o[i].mat(), c.stat_m[i].data(), c.stat_l[i].data(), c.stat_logits[i].mat().middle_rows(0, n)};
+  }
+
+  // Phase 1: statistics of the S gather points l .. l+S-1 over the completed blocks.
+  void phase1(const Params& p, Cache& c, int l) const {
+    std::vector<ops::depth_query<T>> queries;
+    std::vector<ops::depth_stats<T>> out;
+    for (int q = 0; q < S_; ++q) {
+      queries.push_back(p.at(l + q));
+      out.push_back(stats(c, q));
+    }
+    const auto src = completed_sources(c);
+    ops::depth_attention_stats(Backend{}, std::span<const ops::depth_source<T>>(src),
+                               std::span<const ops::depth_query<T>>(queries), std::span<const ops::depth_stats<T>>(out));
+  }
+
+  ops::depth_query_grad<T> query_grad(const Params& p, Grads& g, int l, const_matrix_view<T> alpha, const T* cvec,
+                                      const_matrix_view<T> dh, std::vector<T>& unused_dg) const {
+    const index_t D = cfg_.d_model;
+    return {p.at(l), alpha, cvec, dh, g.query.data() + (l - 1) * D,
+            cfg_.learn_key_gain ? g.key_gain.data() + (l - 1) * D : unused_dg.data()};
+  }
+
+  static std::vector<matrix_view<T>> dblock_views(Cache& c, int n) {
+    std::vector<matrix_view<T>> v;
+    for (int j = 0; j < n; ++j) v.push_back(c.dblock[j].mat());
+    return v;
+  }
+
+  residual_config cfg_;
+  int S_ = 1;
+};
+
+}  // namespace attnres

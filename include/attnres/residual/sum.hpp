@@ -1,0 +1,99 @@
+#pragma once
+// Sum — the standard residual connection (PreNorm baseline):
+//
+//   h_l = x0 + Σ_{i<l} v_i        (gather point l = 1..L+1; L+1 is the stack output)
+//
+// One stream is kept; gather reads it and push adds to it. Backward: every v_i (and x0)
+// receives the sum of the gradients of all gather points after it.
+
+#include <attnres/core/backend.hpp>
+#include <attnres/core/simd.hpp>
+#include <attnres/residual/attn_res_params.hpp>
+#include <attnres/residual/call_sequence.hpp>
+#include <attnres/residual/residual_policy.hpp>
+
+#include <string>
+#include <string_view>
+
+namespace attnres {
+
+struct Sum {
+  static constexpr std::string_view name = "sum";
+  template <class T = float, class Backend = default_backend>
+  class with;
+};
+
+template <class T, class Backend>
+class Sum::with {
+ public:
+  using scalar = T;
+  using backend = Backend;
+  struct Params {};
+  struct Grads {};
+  struct Cache {
+    tensor<T> stream;   // (M,D)  x0 + Σ pushed v
+    tensor<T> dstream;  // (M,D)  Σ of the gradients of the gather points already back-propagated
+    tensor<T> scratch;  // (M)    key-norm statistics, used only to detect NaN/Inf
+    detail::call_sequence seq;
+  };
+
+  explicit with(residual_config cfg) : cfg_(cfg) { detail::check_config("Sum", cfg_); }
+
+  const residual_config& config() const { return cfg_; }
+  int n_sublayers() const { return cfg_.n_sublayers; }
+  index_t n_sources(int) const { return 1; }  // one stream
+  Params init_params() const { return {}; }
+  Grads zero_grads() const { return {}; }
+
+  void begin(Cache& c, const_matrix_view<T> x0 /*(M,D)*/, bool keep_for_backward = true) const {
+    expects<shape_error>(x0.cols == cfg_.d_model, "Sum: embedding has width ", x0.cols, " but D = ", cfg_.d_model);
+    c.stream = tensor<T>({x0.rows, x0.cols});
+    c.scratch = tensor<T>({x0.rows});
+    copy(x0, c.stream.mat());
+    check_finite("the embedding x0", c, x0);
+    c.seq.begin("Sum", cfg_.n_sublayers, keep_for_backward);
+  }
+
+  void gather(const Params&, Cache& c, int l, matrix_view<T> h /*(M,D)*/) const {
+    c.seq.gather(l);
+    detail::check_view<T>("Sum", "gather output", c.stream.rows(), cfg_.d_model, h);
+    copy(c.stream.mat(), h);
+  }
+
+  void push(Cache& c, int l, const_matrix_view<T> v /*(M,D)*/) const {
+    c.seq.push(l);
+    detail::check_view<T>("Sum", "sublayer output", c.stream.rows(), cfg_.d_model, v);
+    check_finite("the output of sublayer " + std::to_string(l), c, v);
+    auto s = c.stream.mat();
+    for (index_t t = 0; t < s.rows; ++t) simd::add(v.row(t), s.row(t), s.cols);
+  }
+
+  void begin_backward(Cache& c) const {
+    c.seq.begin_backward();
+    c.dstream = tensor<T>({c.stream.rows(), c.stream.cols()});
+  }
+
+  void gather_backward(const Params&, Cache& c, int l, const_matrix_view<T> dh /*(M,D)*/, Grads&) const {
+    c.seq.gather_backward(l);
+    detail::check_view<T>("Sum", "gradient dh", c.stream.rows(), cfg_.d_model, dh);
+    auto ds = c.dstream.mat();
+    for (index_t t = 0; t < ds.rows; ++t) simd::add(dh.row(t), ds.row(t), ds.cols);
+  }
+
+  void source_grad(Cache& c, int l, matrix_view<T> dv /*(M,D)*/) const {
+    c.seq.source_grad(l);
+    detail::check_view<T>("Sum", "source gradient", c.stream.rows(), cfg_.d_model, dv);
+    copy(c.dstream.mat(), dv);
+  }
+
+  // Sum mixes with fixed unit weights and records no α.
+  const_matrix_view<T> depth_weights(const Cache&, int) const { return {}; }
+
+ private:
+  void check_finite(const std::string& what, Cache& c, const_matrix_view<T> v) const {
+    detail::key_norm_or_throw(Backend{}, "Sum", what, v, T(cfg_.norm_eps), c.scratch.data());
+  }
+  residual_config cfg_;
+};
+
+}  // namespace attnres

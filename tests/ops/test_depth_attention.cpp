@@ -1,0 +1,233 @@
+// ops/depth_attention: hand-sized values, the cpu path against the reference on awkward sizes,
+// and the two-phase computation against the one-shot softmax.
+
+#include "test_util.hpp"
+
+#include <attnres/ops/depth_attention.hpp>
+
+#include <vector>
+
+using namespace attnres_test;
+namespace ops = attnres::ops;
+namespace backend = attnres::backend;
+using attnres::tensor;
+
+namespace {
+
+// n random sources (M,D) with their key-norm statistics, and S random gather points.
+template <class T>
+struct problem {
+  index_t M, D, n, S;
+  std::vector<tensor<T>> value, inv_rms;
+  std::vector<tensor<T>> w, g;
+  problem(index_t M_, index_t D_, index_t n_, index_t S_, std::uint64_t seed) : M(M_), D(D_), n(n_), S(S_) {
+    attnres::rng gen(seed);
+    for (index_t j = 0; j < n; ++j) {
+      // sources of very different magnitudes, as block sums are
+      value.push_back(random_tensor<T>({M, D}, gen, 0.1 * j, 1.0 + 2.0 * j));
+      inv_rms.emplace_back(std::vector<index_t>{M});
+      REQUIRE(ops::key_norm_stats(backend::reference{}, value.back().mat(), T(1e-6), inv_rms.back().data()) == -1);
+    }
+    for (index_t p = 0; p < S; ++p) {
+      w.push_back(random_tensor<T>({D}, gen, 0.0, 0.5));
+      g.push_back(random_tensor<T>({D}, gen, 1.0, 0.2));
+    }
+  }
+  std::vector<ops::depth_source<T>> sources(index_t first = 0, index_t count = -1) const {
+    if (count < 0) count = n - first;
+    std::vector<ops::depth_source<T>> s;
+    for (index_t j = first; j < first + count; ++j) s.push_back({value[j].mat(), inv_rms[j].data()});
+    return s;
+  }
+  ops::depth_query<T> query(index_t p) const { return {w[p].data(), g[p].data()}; }
+  // The largest source magnitude: h mixes sources, so float rounding in h is relative to it,
+  // not to h's own (possibly cancelled) entries.
+  double scale() const {
+    double m = 0;
+    for (const auto& v : value)
+      for (T x : v) m = std::max(m, std::abs(static_cast<double>(x)));
+    return m;
+  }
+};
+
+template <class T>
+using src_span = std::span<const ops::depth_source<T>>;
+
+}  // namespace
+
+TEST_CASE("depth attention: a hand-sized case with literal numbers", "[ops][depth_attention]") {
+  // Two sources, one token, D = 2, w = (1, 0), g = (2, 1), ε = 0.
+  // v0 = (3, 4): r0 = sqrt(12.5), s0 = 2·3/r0 = 1.6970563
+  // v1 = (1, -1): r1 = 1,         s1 = 2·1/1 = 2
+  // α = softmax(1.6970563, 2) = (0.4248380, 0.5751620)
+  // h = α0 v0 + α1 v1 = (1.8496760, 1.1241901)
+  tensor<double> v0({1, 2}), v1({1, 2}), r0({1}), r1({1}), h({1, 2}), alpha({2, 1});
+  v0[0] = 3, v0[1] = 4, v1[0] = 1, v1[1] = -1;
+  const double w[2] = {1, 0}, g[2] = {2, 1};
+  ops::key_norm_stats(backend::reference{}, v0.mat(), 0.0, r0.data());
+  ops::key_norm_stats(backend::reference{}, v1.mat(), 0.0, r1.data());
+  std::vector<ops::depth_source<double>> src{{v0.mat(), r0.data()}, {v1.mat(), r1.data()}};
+  ops::depth_attention_forward(backend::reference{}, src_span<double>(src), {w, g}, h.mat(), alpha.mat());
+  CHECK(alpha[0] == Approx(0.4248380).epsilon(1e-6));
+  CHECK(alpha[1] == Approx(0.5751620).epsilon(1e-6));
+  CHECK(h[0] == Approx(1.8496760).epsilon(1e-6));
+  CHECK(h[1] == Approx(1.1241901).epsilon(1e-6));
+}
+
+TEST_CASE("key_norm_stats: 1/RMS per token, and the first non-finite token", "[ops][depth_attention]") {
+  tensor<float> v({3, 5});
+  for (index_t i = 0; i < v.size(); ++i) v[i] = static_cast<float>(i % 5) - 2.0f;  // rows (-2,-1,0,1,2): mean² = 2
+  tensor<float> r({3});
+  for (auto b : {0, 1}) {
+    const index_t bad = b == 0 ? ops::key_norm_stats(backend::reference{}, v.mat(), 0.0f, r.data())
+                             : ops::key_norm_stats(backend::cpu{}, v.mat(), 0.0f, r.data());
+    CHECK(bad == -1);
+    for (index_t t = 0; t < 3; ++t) CHECK(r[t] == Approx(1 / std::sqrt(2.0)).epsilon(1e-6));
+  }
+  v[7] = std::numeric_limits<float>::quiet_NaN();
+  v[12] = std::numeric_limits<float>::infinity();
+  CHECK(ops::key_norm_stats(backend::reference{}, v.mat(), 1e-6f, r.data()) == 1);
+  CHECK(ops::key_norm_stats(backend::cpu{}, v.mat(), 1e-6f, r.data()) == 1);
+}
+
+TEST_CASE("depth attention: cpu equals reference on awkward sizes", "[ops][depth_attention][cpu]") {
+  // D not a multiple of the SIMD width, one token, one source, many sources.
+  const auto M = GENERATE(index_t(1), index_t(3), index_t(37));
+  const auto D = GENERATE(index_t(1), index_t(7), index_t(13), index_t(33));
+  const auto n = GENERATE(index_t(1), index_t(2), index_t(6));
+  CAPTURE(M, D, n);
+  const problem<float> pb(M, D, n, 3, 1000 + M * 100 + D * 10 + n);
+  const auto src = pb.sources();
+  const double tol = 1e-5, atol = 1e-6 * pb.scale();  // float, different summation order
+
+  SECTION("key_norm_stats") {
+    tensor<float> a({M}), b({M});
+    ops::key_norm_stats(backend::reference{}, pb.value[n - 1].mat(), 1e-6f, a.data());
+    ops::key_norm_stats(backend::cpu{}, pb.value[n - 1].mat(), 1e-6f, b.data());
+    REQUIRE_CLOSE(a.data(), b.data(), M, 1e-5, 1e-7);
+  }
+  SECTION("one-shot forward") {
+    tensor<float> h1({M, D}), h2({M, D}), a1({n, M}), a2({n, M});
+    ops::depth_attention_forward(backend::reference{}, src_span<float>(src), pb.query(0), h1.mat(), a1.mat());
+    ops::depth_attention_forward(backend::cpu{}, src_span<float>(src), pb.query(0), h2.mat(), a2.mat());
+    REQUIRE_CLOSE(h1.data(), h2.data(), h1.size(), tol, atol);
+    REQUIRE_CLOSE(a1.data(), a2.data(), a1.size(), 1e-5, 1e-7);
+  }
+  SECTION("phase-1 statistics and phase-2 merge") {
+    const index_t S = 3;
+    std::vector<tensor<float>> o[2], m[2], l[2], lg[2];
+    std::vector<ops::depth_stats<float>> st[2];
+    std::vector<ops::depth_query<float>> qs;
+    for (index_t p = 0; p < S; ++p) qs.push_back(pb.query(p));
+    for (int b = 0; b < 2; ++b) {
+      for (index_t p = 0; p < S; ++p) {
+        o[b].emplace_back(std::vector<index_t>{M, D});
+        m[b].emplace_back(std::vector<index_t>{M});
+        l[b].emplace_back(std::vector<index_t>{M});
+        lg[b].emplace_back(std::vector<index_t>{n, M});
+      }
+      for (index_t p = 0; p < S; ++p) st[b].push_back({o[b][p].mat(), m[b][p].data(), l[b][p].data(), lg[b][p].mat()});
+    }
+    ops::depth_attention_stats(backend::reference{}, src_span<float>(src), qs, st[0]);
+    ops::depth_attention_stats(backend::cpu{}, src_span<float>(src), qs, st[1]);
+    for (index_t p = 0; p < S; ++p) {
+      REQUIRE_CLOSE(o[0][p].data(), o[1][p].data(), M * D, tol, atol);
+      REQUIRE_CLOSE(l[0][p].data(), l[1][p].data(), M, 1e-5, 1e-7);
+      REQUIRE_CLOSE(lg[0][p].data(), lg[1][p].data(), n * M, tol, 1e-6);
+      for (index_t t = 0; t < M; ++t) CHECK(m[0][p][t] == Approx(m[1][p][t]).epsilon(1e-5).margin(1e-6));
+    }
+    // merge with a partial (the last source plays the partial) and without
+    attnres::rng gen(7);
+    const auto part_v = random_tensor<float>({M, D}, gen, 0.0, 3.0);
+    tensor<float> part_r({M});
+    ops::key_norm_stats(backend::reference{}, part_v.mat(), 1e-6f, part_r.data());
+    const ops::depth_source<float> part{part_v.mat(), part_r.data()};
+    for (bool with_partial : {false, true}) {
+      const index_t rows = n + (with_partial ? 1 : 0);
+      tensor<float> h1({M, D}), h2({M, D}), a1({rows, M}), a2({rows, M});
+      ops::depth_attention_merge(backend::reference{}, st[0][1], with_partial ? &part : nullptr, pb.query(1),
+                                 h1.mat(), a1.mat());
+      ops::depth_attention_merge(backend::cpu{}, st[1][1], with_partial ? &part : nullptr, pb.query(1), h2.mat(),
+                                 a2.mat());
+      REQUIRE_CLOSE(h1.data(), h2.data(), h1.size(), tol, atol);
+      REQUIRE_CLOSE(a1.data(), a2.data(), a1.size(), 1e-5, 1e-7);
+    }
+  }
+  SECTION("backward, one and several gather points") {
+    for (index_t S : {index_t(1), index_t(3)}) {
+      attnres::rng gen(99 + S);
+      std::vector<tensor<float>> alpha, h, dh, c;
+      for (index_t p = 0; p < S; ++p) {
+        alpha.emplace_back(std::vector<index_t>{n, M});
+        h.emplace_back(std::vector<index_t>{M, D});
+        ops::depth_attention_forward(backend::reference{}, src_span<float>(src), pb.query(p), h[p].mat(),
+                                     alpha[p].mat());
+        dh.push_back(random_tensor<float>({M, D}, gen));
+        c.emplace_back(std::vector<index_t>{M});
+        ops::row_dots(backend::reference{}, dh[p].mat(), h[p].mat(), c[p].data());
+        tensor<float> c2({M});
+        ops::row_dots(backend::cpu{}, dh[p].mat(), h[p].mat(), c2.data());
+        REQUIRE_CLOSE(c[p].data(), c2.data(), M, tol, 10 * atol);
+      }
+      // the op accumulates: both backends start from the same non-zero values
+      std::vector<tensor<float>> initial;
+      for (index_t j = 0; j < n; ++j) initial.push_back(random_tensor<float>({M, D}, gen));
+      std::vector<tensor<float>> dsrc[2], dw[2], dg[2];
+      for (int b = 0; b < 2; ++b) {
+        std::vector<ops::depth_query_grad<float>> pts;
+        std::vector<attnres::matrix_view<float>> dviews;
+        dsrc[b] = initial;
+        for (index_t j = 0; j < n; ++j) dviews.push_back(dsrc[b][j].mat());
+        for (index_t p = 0; p < S; ++p) {
+          dw[b].emplace_back(std::vector<index_t>{D});
+          dg[b].emplace_back(std::vector<index_t>{D});
+          dw[b][p].fill(0.5f);
+          dg[b][p].fill(-0.25f);
+        }
+        for (index_t p = 0; p < S; ++p)
+          pts.push_back({pb.query(p), alpha[p].mat(), c[p].data(), dh[p].mat(), dw[b][p].data(), dg[b][p].data()});
+        if (b == 0)
+          ops::depth_attention_backward(backend::reference{}, src_span<float>(src), pts, dviews);
+        else
+          ops::depth_attention_backward(backend::cpu{}, src_span<float>(src), pts, dviews);
+      }
+      for (index_t j = 0; j < n; ++j) REQUIRE_CLOSE(dsrc[0][j].data(), dsrc[1][j].data(), M * D, 1e-4, 10 * atol);
+      for (index_t p = 0; p < S; ++p) {
+        REQUIRE_CLOSE(dw[0][p].data(), dw[1][p].data(), D, 1e-4, 1e-5);
+        REQUIRE_CLOSE(dg[0][p].data(), dg[1][p].data(), D, 1e-4, 1e-5);
+      }
+    }
+  }
+}
+
+template <class T>
+void two_phase_matches_one_shot(index_t M, index_t D, index_t n, double rtol) {
+  // Phase 1 over the first n-1 sources, Phase 2 merges the last as the partial: the result
+  // must equal the one-shot softmax over all n sources.
+  const problem<T> pb(M, D, n, 1, 7 + n);
+  const auto all = pb.sources();
+  const auto inter = pb.sources(0, n - 1);
+  const ops::depth_source<T> part = all.back();
+  auto run = [&](auto be) {
+    tensor<T> h1({M, D}), a1({n, M}), h2({M, D}), a2({n, M}), o({M, D}), m({M}), l({M}), lg({n - 1, M});
+    ops::depth_attention_forward(be, src_span<T>(all), pb.query(0), h1.mat(), a1.mat());
+    const std::vector<ops::depth_stats<T>> st{{o.mat(), m.data(), l.data(), lg.mat()}};
+    const std::vector<ops::depth_query<T>> qs{pb.query(0)};
+    ops::depth_attention_stats(be, src_span<T>(inter), qs, st);
+    ops::depth_attention_merge(be, st[0], &part, pb.query(0), h2.mat(), a2.mat());
+    // relative to the sources' magnitude (h's own entries may be cancelled sums)
+    REQUIRE_CLOSE(h1.data(), h2.data(), h1.size(), rtol, rtol * pb.scale());
+    REQUIRE_CLOSE(a1.data(), a2.data(), a1.size(), rtol, rtol * 1e-2);
+  };
+  SECTION("reference") { run(backend::reference{}); }
+  SECTION("cpu") { run(backend::cpu{}); }
+}
+
+TEST_CASE("two-phase equals the one-shot softmax", "[ops][depth_attention][invariant]") {
+  const auto M = GENERATE(index_t(1), index_t(19));
+  const auto D = GENERATE(index_t(5), index_t(64));
+  const auto n = GENERATE(index_t(2), index_t(5), index_t(10));
+  CAPTURE(M, D, n);
+  SECTION("float: within 1e-6 relative") { two_phase_matches_one_shot<float>(M, D, n, 1e-6); }
+  SECTION("double: exact up to rounding") { two_phase_matches_one_shot<double>(M, D, n, 1e-13); }
+}
