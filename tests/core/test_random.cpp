@@ -6,7 +6,7 @@
 
 #include <cmath>
 
-TEST_CASE("rng: same seed, same stream; different seed, different stream", "[core][random]") {
+TEST_CASE("rng: same seed gives the same stream, a different seed a different one", "[core][random]") {
   attnres::rng a(42), b(42), c(43);
   for (int i = 0; i < 100; ++i) {
     const auto x = a.next_u64();

@@ -1,0 +1,445 @@
+#pragma once
+// LM — a decoder-only language model whose residual connection is a compile-time policy:
+//
+//   x0      = tok_embeddings[tokens]                                   (M,D), M = batch·T
+//   for each transformer layer i (sublayers l = 2i+1, 2i+2):
+//     h_l   = gather(l)            v_l = attn(attn_norm(h_l))          push(l, v_l)
+//     h_l'  = gather(l')           v_l' = mlp(mlp_norm(h_l'))          push(l', v_l')
+//   h_out   = gather(L+1)
+//   logits  = norm(h_out) · lm_headᵀ        (lm_head = tok_embeddings when tied)
+//
+// Compile time: Residual (Sum, FullAttnRes, BlockAttnRes<N>), Norm (RMSNorm, LayerNorm),
+// MLP (SwiGLU, GELU), Backend, scalar. Run time: every size (model_config).
+// Parameter names follow DESIGN.md, so weights move to and from PyTorch (tools/reference/).
+
+#include <attnres/core/backend.hpp>
+#include <attnres/core/error.hpp>
+#include <attnres/core/random.hpp>
+#include <attnres/core/tensor.hpp>
+#include <attnres/io/safetensors.hpp>
+#include <attnres/model/config.hpp>
+#include <attnres/nn/attention.hpp>
+#include <attnres/nn/layer_norm.hpp>
+#include <attnres/nn/mlp.hpp>
+#include <attnres/nn/parameter.hpp>
+#include <attnres/nn/rms_norm.hpp>
+#include <attnres/ops/cross_entropy.hpp>
+#include <attnres/ops/embedding.hpp>
+#include <attnres/ops/linear.hpp>
+#include <attnres/residual/block_attn_res.hpp>
+#include <attnres/residual/full_attn_res.hpp>
+#include <attnres/residual/residual_policy.hpp>
+#include <attnres/residual/sum.hpp>
+
+#include <cmath>
+#include <cstdint>
+#include <filesystem>
+#include <set>
+#include <span>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+namespace attnres {
+
+namespace detail {
+template <class Residual>
+constexpr int residual_blocks(int n_sublayers) {
+  if constexpr (requires { Residual::blocks; })
+    return Residual::blocks;
+  else if constexpr (std::is_same_v<Residual, FullAttnRes>)
+    return n_sublayers;
+  else
+    return 0;
+}
+}  // namespace detail
+
+template <class Residual = BlockAttnRes<4>, class Norm = RMSNorm, class MLP = SwiGLU, class Backend = default_backend,
+          class T = float>
+  requires ResidualPolicy<Residual>
+class LM {
+ public:
+  using scalar = T;
+  using backend = Backend;
+  using residual_type = Residual;
+  using policy_t = typename Residual::template with<T, Backend>;
+  using norm_t = typename Norm::template with<T, Backend>;
+  using mlp_t = typename MLP::template with<T, Backend>;
+  using attn_t = causal_self_attention<T, Backend>;
+
+  struct layer_params {
+    typename norm_t::Params attn_norm;
+    typename attn_t::Params attn;
+    typename norm_t::Params mlp_norm;
+    typename mlp_t::Params mlp;
+  };
+  // Parameters and gradients share one layout (the residual policy names its two parts).
+  template <class ResidualPart>
+  struct model_tensors {
+    tensor<T> tok_embeddings;  // (V,D)
+    std::vector<layer_params> layers;
+    typename norm_t::Params norm;
+    tensor<T> lm_head;  // (V,D); empty when tied to tok_embeddings
+    ResidualPart residual;
+  };
+  using Params = model_tensors<typename policy_t::Params>;
+  using Grads = model_tensors<typename policy_t::Grads>;
+
+  Params params;
+  Grads grads;
+
+  explicit LM(model_config cfg)
+      : cfg_((cfg.validate(), cfg)),
+        policy_({.n_sublayers = cfg.n_sublayers(), .d_model = cfg.d_model, .norm_eps = cfg.norm_eps}),
+        norm_(cfg.d_model, cfg.norm_eps),
+        attn_(cfg.d_model, cfg.n_heads, cfg.rope_theta),
+        mlp_(cfg.d_model, cfg.d_ff) {
+    params = make_params<Params>(false);
+    grads = make_params<Grads>(true);
+  }
+
+  const model_config& config() const { return cfg_; }
+  architecture arch() const {
+    return {std::string(Residual::name), detail::residual_blocks<Residual>(cfg_.n_sublayers()), std::string(MLP::name),
+            std::string(Norm::name)};
+  }
+  const policy_t& residual() const { return policy_; }
+  const typename policy_t::Cache& residual_cache() const { return act_.rcache; }
+  int n_sublayers() const { return cfg_.n_sublayers(); }
+
+  // Every parameter with its DESIGN.md name, its gradient and whether AdamW decays it.
+  param_list<T> parameters() {
+    param_list<T> out;
+    const index_t V = cfg_.vocab, D = cfg_.d_model;
+    out.push_back({"tok_embeddings.weight", {V, D}, params.tok_embeddings.data(), grads.tok_embeddings.data(), true});
+    for (index_t i = 0; i < cfg_.n_layers; ++i) {
+      const std::string p = "layers." + std::to_string(i) + ".";
+      auto& lp = params.layers[i];
+      auto& lg = grads.layers[i];
+      norm_.list(p + "attn_norm.", lp.attn_norm, lg.attn_norm, out);
+      attn_.list(p + "attn.", lp.attn, lg.attn, out);
+      norm_.list(p + "mlp_norm.", lp.mlp_norm, lg.mlp_norm, out);
+      mlp_.list(p + "mlp.", lp.mlp, lg.mlp, out);
+      if constexpr (has_residual_params) {
+        for (int which = 0; which < 2; ++which) {
+          const int l = static_cast<int>(2 * i) + 1 + which;  // gather point
+          const std::string r = p + (which == 0 ? "attn_res." : "mlp_res.");
+          list_residual_row(r, l, out);
+        }
+      }
+    }
+    norm_.list("norm.", params.norm, grads.norm, out);
+    if (!cfg_.tie_embeddings) out.push_back({"lm_head.weight", {V, D}, params.lm_head.data(), grads.lm_head.data(), true});
+    if constexpr (has_residual_params) list_residual_row("out_res.", cfg_.n_sublayers() + 1, out);
+    return out;
+  }
+
+  // Initialisation: N(0, 0.02) for embeddings and linear weights, norm gains 1, biases 0, and
+  // the residual policy's own (pseudo-queries 0, key-norm gains 1).
+  void init_weights(std::uint64_t seed) {
+    params = make_params<Params>(false);
+    rng gen(seed);
+    for (auto& p : parameters()) {
+      if (!p.decay) continue;  // norm gains, biases, queries keep their structural init
+      for (index_t i = 0; i < p.size(); ++i) p.value[i] = static_cast<T>(0.02 * gen.normal());
+    }
+  }
+
+  void zero_grad() {
+    for (auto& p : parameters()) std::fill(p.grad, p.grad + p.size(), T(0));
+  }
+
+  // Mean next-token cross-entropy over batch·T positions; gradients *accumulate* into grads,
+  // scaled by grad_scale (1/accumulation steps for gradient accumulation).
+  double forward_backward(std::span<const std::int32_t> tokens, std::span<const std::int32_t> targets, index_t batch,
+                          index_t seq, double grad_scale = 1.0) {
+    check_tokens(tokens, batch, seq);
+    expects<shape_error>(static_cast<index_t>(targets.size()) == batch * seq, "LM: ", targets.size(),
+                         " targets for batch × T = ", batch * seq, " positions");
+    run_forward(tokens, batch, seq, true, nullptr);
+    auto& a = act_;
+    ensure(a.dlogits, batch * seq, cfg_.vocab);
+    const double loss = ops::cross_entropy(Backend{}, a.logits.mat(), targets.data(), a.dlogits.mat(), T(grad_scale));
+    expects<numeric_error>(std::isfinite(loss), "LM: the loss is not finite (", loss, ")");
+    run_backward(tokens);
+    return loss;
+  }
+
+  // Mean cross-entropy without gradients (evaluation).
+  double loss(std::span<const std::int32_t> tokens, std::span<const std::int32_t> targets, index_t batch, index_t seq) {
+    check_tokens(tokens, batch, seq);
+    expects<shape_error>(static_cast<index_t>(targets.size()) == batch * seq, "LM: ", targets.size(),
+                         " targets for batch × T = ", batch * seq, " positions");
+    run_forward(tokens, batch, seq, false, nullptr);
+    return ops::cross_entropy(Backend{}, act_.logits.mat(), targets.data(), matrix_view<T>{}, T(1));
+  }
+
+  // Logits (batch·T, V) of every position.
+  const_matrix_view<T> forward(std::span<const std::int32_t> tokens, index_t batch, index_t seq) {
+    check_tokens(tokens, batch, seq);
+    run_forward(tokens, batch, seq, false, nullptr);
+    return act_.logits.mat();
+  }
+
+  // ---- generation with a KV cache -------------------------------------------------------
+  struct decode_state {
+    index_t batch = 0, capacity = 0, pos = 0;
+    std::vector<kv_cache_layer<T>> kv;  // one per transformer layer
+  };
+
+  decode_state start_decode(index_t batch, index_t capacity) const {
+    expects<usage_error>(batch >= 1 && capacity >= 1, "LM: decoding needs batch ≥ 1 and capacity ≥ 1");
+    decode_state s{batch, capacity, 0, {}};
+    for (index_t i = 0; i < cfg_.n_layers; ++i)
+      s.kv.push_back({tensor<T>({batch, capacity, cfg_.d_model}), tensor<T>({batch, capacity, cfg_.d_model})});
+    return s;
+  }
+
+  // Runs the prompt (batch, T) through the model, filling the KV cache; returns the logits of
+  // every prompt position (batch·T, V).
+  const_matrix_view<T> prefill(decode_state& s, std::span<const std::int32_t> tokens, index_t seq) {
+    expects<usage_error>(s.pos == 0, "LM: prefill on a decode state that already holds ", s.pos, " positions");
+    expects<usage_error>(seq <= s.capacity, "LM: a prompt of ", seq, " tokens exceeds the decode capacity ", s.capacity);
+    check_tokens(tokens, s.batch, seq);
+    run_forward(tokens, s.batch, seq, false, &s);
+    s.pos = seq;
+    return act_.logits.mat();
+  }
+
+  // One new token per sequence (batch): returns its logits (batch, V). The depth sources of
+  // the residual policy are per token and live only for this step.
+  const_matrix_view<T> decode_step(decode_state& s, std::span<const std::int32_t> tokens) {
+    expects<usage_error>(s.pos < s.capacity, "LM: the decode state is full (", s.capacity, " positions)");
+    check_tokens(tokens, s.batch, 1);
+    auto& d = dec_;
+    const index_t M = s.batch, D = cfg_.d_model;
+    ensure(d.x0, M, D);
+    ensure(d.h, M, D);
+    ensure(d.xn, M, D);
+    ensure(d.v, M, D);
+    ensure(d.y, M, D);
+    ensure(d.logits, M, cfg_.vocab);
+    ops::embedding_forward(Backend{}, tokens.data(), M, params.tok_embeddings.mat(), d.x0.mat());
+    policy_.begin(d.rcache, d.x0.mat(), false);
+    for (index_t i = 0; i < cfg_.n_layers; ++i) {
+      const int la = static_cast<int>(2 * i + 1), lm = la + 1;
+      auto& lp = params.layers[i];
+      policy_.gather(params.residual, d.rcache, la, d.h.mat());
+      norm_.forward(lp.attn_norm, d.norm_cache, d.h.mat(), d.xn.mat());
+      attn_.decode(lp.attn, d.attn_cache, d.xn.mat(), s.kv[i], s.pos, d.v.mat());
+      policy_.push(d.rcache, la, d.v.mat());
+      policy_.gather(params.residual, d.rcache, lm, d.h.mat());
+      norm_.forward(lp.mlp_norm, d.norm_cache, d.h.mat(), d.xn.mat());
+      mlp_.forward(lp.mlp, d.mlp_cache, d.xn.mat(), d.v.mat());
+      policy_.push(d.rcache, lm, d.v.mat());
+    }
+    policy_.gather(params.residual, d.rcache, n_sublayers() + 1, d.h.mat());
+    norm_.forward(params.norm, d.norm_cache, d.h.mat(), d.y.mat());
+    ops::linear_forward(Backend{}, d.y.mat(), head_weight(), d.logits.mat());
+    ++s.pos;
+    return d.logits.mat();
+  }
+
+  // ---- weights in safetensors files (DESIGN.md names and metadata) ------------------------
+  void save(const std::filesystem::path& path, const std::map<std::string, std::string>& extra_metadata = {}) {
+    io::safetensors_writer w;
+    add_to(w, extra_metadata);
+    w.save(path);
+  }
+  void add_to(io::safetensors_writer& w, const std::map<std::string, std::string>& extra_metadata = {}) {
+    for (const auto& [k, v] : to_metadata(cfg_, arch())) w.set_metadata(k, v);
+    for (const auto& [k, v] : extra_metadata) w.set_metadata(k, v);
+    for (const auto& p : parameters()) {
+      tensor<T> t(p.shape);
+      std::copy(p.value, p.value + p.size(), t.data());
+      w.add(p.name, t);
+    }
+  }
+
+  // Loads weights saved for this exact architecture and size. Every tensor must be present
+  // with its shape; tensors other than the model's are refused unless their name starts with
+  // one of `ignored_prefixes` (e.g. optimizer state stored in the same file).
+  void load(const io::safetensors_file& f, const std::vector<std::string>& ignored_prefixes = {}) {
+    const auto [cfg, a] = from_metadata(f.metadata(), f.source_name());
+    const architecture mine = arch();
+    expects<io_error>(a.residual == mine.residual && a.blocks == mine.blocks && a.mlp == mine.mlp && a.norm == mine.norm,
+                      f.source_name(), ": the file holds a ", describe(a), " model, but this model is ", describe(mine));
+    expects<io_error>(cfg.vocab == cfg_.vocab && cfg.d_model == cfg_.d_model && cfg.n_heads == cfg_.n_heads &&
+                          cfg.n_layers == cfg_.n_layers && cfg.d_ff == cfg_.d_ff &&
+                          cfg.tie_embeddings == cfg_.tie_embeddings,
+                      f.source_name(), ": the file's config does not match this model's sizes");
+    std::set<std::string> expected;
+    for (auto& p : parameters()) {
+      expected.insert(p.name);
+      expects<io_error>(f.contains(p.name), f.source_name(), ": missing tensor '", p.name, "'");
+      const tensor<T> t = f.get<T>(p.name, p.shape);
+      for (index_t i = 0; i < t.size(); ++i)
+        expects<io_error>(std::isfinite(static_cast<double>(t[i])), f.source_name(), ": tensor '", p.name,
+                          "' contains NaN or Inf");
+      std::copy(t.begin(), t.end(), p.value);
+    }
+    for (const auto& name : f.names()) {
+      if (expected.count(name)) continue;
+      bool ignored = false;
+      for (const auto& prefix : ignored_prefixes) ignored = ignored || name.rfind(prefix, 0) == 0;
+      expects<io_error>(ignored, f.source_name(), ": unexpected tensor '", name, "' (not part of a ", describe(mine),
+                        " model)");
+    }
+  }
+
+  static std::string describe(const architecture& a) {
+    std::string s = a.residual;
+    if (a.residual == "block") s += "<" + std::to_string(a.blocks) + ">";
+    return s + "/" + a.mlp + "/" + a.norm;
+  }
+
+ private:
+  static constexpr bool has_residual_params = !std::is_same_v<Residual, Sum>;
+
+  void list_residual_row(const std::string& prefix, int l, param_list<T>& out) {
+    if constexpr (has_residual_params) {
+      const index_t D = cfg_.d_model;
+      out.push_back({prefix + "query", {D}, params.residual.query.data() + (l - 1) * D,
+                     grads.residual.query.data() + (l - 1) * D, false});
+      out.push_back({prefix + "key_norm.weight", {D}, params.residual.key_gain.data() + (l - 1) * D,
+                     grads.residual.key_gain.data() + (l - 1) * D, false});
+    }
+  }
+
+  template <class Tensors>
+  Tensors make_params(bool zero) const {
+    Tensors p;
+    const index_t V = cfg_.vocab, D = cfg_.d_model;
+    p.tok_embeddings = tensor<T>({V, D});
+    for (index_t i = 0; i < cfg_.n_layers; ++i)
+      p.layers.push_back({zero ? norm_.zero_grads() : norm_.init_params(), attn_.init_params(),
+                          zero ? norm_.zero_grads() : norm_.init_params(), mlp_.init_params()});
+    p.norm = zero ? norm_.zero_grads() : norm_.init_params();
+    if (!cfg_.tie_embeddings) p.lm_head = tensor<T>({V, D});
+    if constexpr (std::is_same_v<Tensors, Grads>)
+      p.residual = policy_.zero_grads();
+    else
+      p.residual = policy_.init_params();
+    return p;
+  }
+
+  const_matrix_view<T> head_weight() const {
+    return cfg_.tie_embeddings ? params.tok_embeddings.mat() : params.lm_head.mat();
+  }
+  matrix_view<T> head_grad() { return cfg_.tie_embeddings ? grads.tok_embeddings.mat() : grads.lm_head.mat(); }
+
+  void check_tokens(std::span<const std::int32_t> tokens, index_t batch, index_t seq) const {
+    expects<shape_error>(batch >= 1 && seq >= 1, "LM: batch and T must be positive, got ", batch, " and ", seq);
+    expects<shape_error>(static_cast<index_t>(tokens.size()) == batch * seq, "LM: ", tokens.size(),
+                         " tokens for batch × T = ", batch, " × ", seq);
+  }
+
+  static void ensure(tensor<T>& t, index_t rows, index_t cols) { detail::ensure_shape(t, rows, cols); }
+
+  // Activations of one forward pass, kept for the backward.
+  struct sublayer_acts {
+    tensor<T> h, xn, v;  // (M,D)  gather output, normed input, sublayer output
+    typename norm_t::Cache norm_cache;
+  };
+  struct activations {
+    index_t batch = 0, seq = 0;
+    tensor<T> x0;  // (M,D)
+    std::vector<sublayer_acts> sub;  // L
+    std::vector<typename attn_t::Cache> attn_cache;  // n_layers
+    std::vector<typename mlp_t::Cache> mlp_cache;    // n_layers
+    tensor<T> hout, y;  // (M,D)
+    typename norm_t::Cache final_norm_cache;
+    tensor<T> logits, dlogits;  // (M,V)
+    tensor<T> dy, dh, dv, dxn, dx0;  // (M,D) backward scratch
+    typename policy_t::Cache rcache;
+  };
+  struct decode_scratch {
+    tensor<T> x0, h, xn, v, y, logits;
+    typename norm_t::Cache norm_cache;
+    typename attn_t::Cache attn_cache;
+    typename mlp_t::Cache mlp_cache;
+    typename policy_t::Cache rcache;
+  };
+
+  void run_forward(std::span<const std::int32_t> tokens, index_t batch, index_t seq, bool keep, decode_state* kv) {
+    auto& a = act_;
+    const index_t M = batch * seq, D = cfg_.d_model;
+    const int L = n_sublayers();
+    a.batch = batch;
+    a.seq = seq;
+    a.sub.resize(L);
+    a.attn_cache.resize(cfg_.n_layers);
+    a.mlp_cache.resize(cfg_.n_layers);
+    ensure(a.x0, M, D);
+    for (auto& s : a.sub) {
+      ensure(s.h, M, D);
+      ensure(s.xn, M, D);
+      ensure(s.v, M, D);
+    }
+    ensure(a.hout, M, D);
+    ensure(a.y, M, D);
+    ensure(a.logits, M, cfg_.vocab);
+
+    ops::embedding_forward(Backend{}, tokens.data(), M, params.tok_embeddings.mat(), a.x0.mat());
+    policy_.begin(a.rcache, a.x0.mat(), keep);
+    for (int l = 1; l <= L; ++l) {  // gather → sublayer → push
+      auto& s = a.sub[l - 1];
+      const index_t i = (l - 1) / 2;
+      auto& lp = params.layers[i];
+      policy_.gather(params.residual, a.rcache, l, s.h.mat());
+      if (l % 2 == 1) {
+        norm_.forward(lp.attn_norm, s.norm_cache, s.h.mat(), s.xn.mat());
+        attn_.forward(lp.attn, a.attn_cache[i], s.xn.mat(), batch, seq, s.v.mat(), kv ? &kv->kv[i] : nullptr);
+      } else {
+        norm_.forward(lp.mlp_norm, s.norm_cache, s.h.mat(), s.xn.mat());
+        mlp_.forward(lp.mlp, a.mlp_cache[i], s.xn.mat(), s.v.mat());
+      }
+      policy_.push(a.rcache, l, s.v.mat());
+    }
+    policy_.gather(params.residual, a.rcache, L + 1, a.hout.mat());
+    norm_.forward(params.norm, a.final_norm_cache, a.hout.mat(), a.y.mat());
+    ops::linear_forward(Backend{}, a.y.mat(), head_weight(), a.logits.mat());
+  }
+
+  void run_backward(std::span<const std::int32_t> tokens) {
+    auto& a = act_;
+    const index_t M = a.batch * a.seq, D = cfg_.d_model;
+    const int L = n_sublayers();
+    for (tensor<T>* t : {&a.dy, &a.dh, &a.dv, &a.dxn, &a.dx0}) ensure(*t, M, D);
+    a.dy.set_zero();
+    ops::linear_backward(Backend{}, a.y.mat(), head_weight(), a.dlogits.mat(), a.dy.mat(), head_grad());
+    a.dh.set_zero();
+    norm_.backward(params.norm, a.final_norm_cache, a.hout.mat(), a.dy.mat(), a.dh.mat(), grads.norm);
+    policy_.begin_backward(a.rcache);
+    policy_.gather_backward(params.residual, a.rcache, L + 1, a.dh.mat(), grads.residual);
+    for (int l = L; l >= 1; --l) {
+      auto& s = a.sub[l - 1];
+      const index_t i = (l - 1) / 2;
+      auto& lp = params.layers[i];
+      auto& lg = grads.layers[i];
+      policy_.source_grad(a.rcache, l, a.dv.mat());
+      a.dxn.set_zero();
+      a.dh.set_zero();
+      if (l % 2 == 1) {
+        attn_.backward(lp.attn, a.attn_cache[i], s.xn.mat(), a.dv.mat(), a.dxn.mat(), lg.attn);
+        norm_.backward(lp.attn_norm, s.norm_cache, s.h.mat(), a.dxn.mat(), a.dh.mat(), lg.attn_norm);
+      } else {
+        mlp_.backward(lp.mlp, a.mlp_cache[i], s.xn.mat(), a.dv.mat(), a.dxn.mat(), lg.mlp);
+        norm_.backward(lp.mlp_norm, s.norm_cache, s.h.mat(), a.dxn.mat(), a.dh.mat(), lg.mlp_norm);
+      }
+      policy_.gather_backward(params.residual, a.rcache, l, a.dh.mat(), grads.residual);
+    }
+    policy_.source_grad(a.rcache, 0, a.dx0.mat());
+    ops::embedding_backward(Backend{}, tokens.data(), M, a.dx0.mat(), grads.tok_embeddings.mat());
+  }
+
+  model_config cfg_;
+  policy_t policy_;
+  norm_t norm_;
+  attn_t attn_;
+  mlp_t mlp_;
+  activations act_;
+  decode_scratch dec_;
+};
+
+}  // namespace attnres

@@ -1,0 +1,138 @@
+#pragma once
+// Causal multi-head self-attention with RoPE, bias-free (DESIGN.md):
+//
+//   q = x W_qᵀ, k = x W_kᵀ, v = x W_vᵀ          (M,D) each, split into H heads of Dh = D/H
+//   q, k ← RoPE(q, k)                           rotate-half convention, θ = rope_theta
+//   ctx_h = softmax( q_h k_hᵀ / √Dh + causal mask ) v_h
+//   y = ctx W_oᵀ
+//
+// For generation, a kv_cache keeps the (rotated) keys and values of every position, so a new
+// token only computes its own q, k, v and attends over the cache.
+
+#include <attnres/core/backend.hpp>
+#include <attnres/core/error.hpp>
+#include <attnres/core/tensor.hpp>
+#include <attnres/nn/mlp.hpp>
+#include <attnres/nn/parameter.hpp>
+#include <attnres/ops/attention_decode.hpp>
+#include <attnres/ops/causal_attention.hpp>
+#include <attnres/ops/linear.hpp>
+#include <attnres/ops/rope.hpp>
+
+#include <algorithm>
+#include <string>
+
+namespace attnres {
+
+// Keys and values of one attention layer for every position generated so far.
+template <class T>
+struct kv_cache_layer {
+  tensor<T> k, v;  // (batch, T_max, D)
+};
+
+template <class T, class Backend = default_backend>
+class causal_self_attention {
+ public:
+  struct Params {
+    tensor<T> wq, wk, wv, wo;  // (D,D) each
+  };
+  using Grads = Params;
+  struct Cache {
+    index_t batch = 0, seq = 0;
+    tensor<T> q, k, v;         // (M,D) after RoPE
+    tensor<T> probs;           // (batch, H, T, T)
+    tensor<T> ctx;             // (M,D) heads concatenated, before W_o
+    tensor<T> dctx, dq, dk, dv;  // (M,D) backward scratch
+  };
+
+  causal_self_attention(index_t D, index_t H, double rope_theta) : D_(D), H_(H), theta_(rope_theta) {
+    expects<config_error>(H >= 1 && D % H == 0, "attention: d_model ", D, " is not divisible by n_heads ", H);
+    expects<config_error>((D / H) % 2 == 0, "attention: head dimension ", D / H,
+                          " (d_model / n_heads) must be even for RoPE");
+  }
+
+  Params init_params() const { return zero_grads(); }
+  Grads zero_grads() const {
+    return {tensor<T>({D_, D_}), tensor<T>({D_, D_}), tensor<T>({D_, D_}), tensor<T>({D_, D_})};
+  }
+
+  // y (M,D) = attention(x (M,D)) over `batch` sequences of `seq` tokens (M = batch·seq). With a
+  // kv cache, the rotated keys and values of positions 0..seq-1 are stored in it (prefill).
+  void forward(const Params& p, Cache& c, const_matrix_view<T> x, index_t batch, index_t seq, matrix_view<T> y,
+               kv_cache_layer<T>* kv = nullptr) const {
+    expects<shape_error>(x.rows == batch * seq, "attention: ", x.rows, " rows are not batch × T = ", batch, " × ", seq);
+    const index_t M = x.rows;
+    c.batch = batch;
+    c.seq = seq;
+    for (tensor<T>* t : {&c.q, &c.k, &c.v, &c.ctx}) detail::ensure_shape(*t, M, D_);
+    if (c.probs.size() != batch * H_ * seq * seq) c.probs = tensor<T>({batch, H_, seq, seq});
+    ops::linear_forward(Backend{}, x, p.wq.mat(), c.q.mat());
+    ops::linear_forward(Backend{}, x, p.wk.mat(), c.k.mat());
+    ops::linear_forward(Backend{}, x, p.wv.mat(), c.v.mat());
+    ops::rope_forward(Backend{}, c.q.mat(), seq, H_, 0, theta_);
+    ops::rope_forward(Backend{}, c.k.mat(), seq, H_, 0, theta_);
+    ops::causal_attention_forward(Backend{}, c.q.mat(), c.k.mat(), c.v.mat(), batch, seq, H_, c.ctx.mat(),
+                                  c.probs.data());
+    ops::linear_forward(Backend{}, c.ctx.mat(), p.wo.mat(), y);
+    if (kv) store(*kv, c, batch, seq);
+  }
+
+  // dx (M,D) += ∂ℒ/∂x ; parameter gradients accumulate
+  void backward(const Params& p, Cache& c, const_matrix_view<T> x, const_matrix_view<T> dy, matrix_view<T> dx,
+                Grads& g) const {
+    const index_t M = x.rows;
+    for (tensor<T>* t : {&c.dctx, &c.dq, &c.dk, &c.dv}) detail::ensure_shape(*t, M, D_);
+    c.dctx.set_zero();
+    ops::linear_backward(Backend{}, c.ctx.mat(), p.wo.mat(), dy, c.dctx.mat(), g.wo.mat());
+    ops::causal_attention_backward(Backend{}, c.q.mat(), c.k.mat(), c.v.mat(), c.probs.data(), c.dctx.mat(), c.batch,
+                                   c.seq, H_, c.dq.mat(), c.dk.mat(), c.dv.mat());
+    ops::rope_backward(Backend{}, c.dq.mat(), c.seq, H_, 0, theta_);
+    ops::rope_backward(Backend{}, c.dk.mat(), c.seq, H_, 0, theta_);
+    ops::linear_backward(Backend{}, x, p.wq.mat(), c.dq.mat(), dx, g.wq.mat());
+    ops::linear_backward(Backend{}, x, p.wk.mat(), c.dk.mat(), dx, g.wk.mat());
+    ops::linear_backward(Backend{}, x, p.wv.mat(), c.dv.mat(), dx, g.wv.mat());
+  }
+
+  // One new token per sequence at position `pos`: x (batch, D) → y (batch, D). Its key and
+  // value join the cache; the query attends over positions 0..pos.
+  void decode(const Params& p, Cache& c, const_matrix_view<T> x, kv_cache_layer<T>& kv, index_t pos,
+              matrix_view<T> y) const {
+    const index_t batch = x.rows, T_max = kv.k.dim(1);
+    expects<usage_error>(pos < T_max, "attention: position ", pos, " is beyond the KV cache (", T_max,
+                         " positions)");
+    for (tensor<T>* t : {&c.q, &c.k, &c.v, &c.ctx}) detail::ensure_shape(*t, batch, D_);
+    ops::linear_forward(Backend{}, x, p.wq.mat(), c.q.mat());
+    ops::linear_forward(Backend{}, x, p.wk.mat(), c.k.mat());
+    ops::linear_forward(Backend{}, x, p.wv.mat(), c.v.mat());
+    ops::rope_forward(Backend{}, c.q.mat(), 1, H_, pos, theta_);
+    ops::rope_forward(Backend{}, c.k.mat(), 1, H_, pos, theta_);
+    for (index_t b = 0; b < batch; ++b) {
+      std::copy(c.k.mat().row(b), c.k.mat().row(b) + D_, kv.k.data() + (b * T_max + pos) * D_);
+      std::copy(c.v.mat().row(b), c.v.mat().row(b) + D_, kv.v.data() + (b * T_max + pos) * D_);
+    }
+    ops::attention_decode(Backend{}, c.q.mat(), kv.k.data(), kv.v.data(), pos + 1, T_max, H_, c.ctx.mat());
+    ops::linear_forward(Backend{}, c.ctx.mat(), p.wo.mat(), y);
+  }
+
+  void list(const std::string& prefix, Params& p, Grads& g, param_list<T>& out) const {
+    out.push_back({prefix + "wq.weight", {D_, D_}, p.wq.data(), g.wq.data(), true});
+    out.push_back({prefix + "wk.weight", {D_, D_}, p.wk.data(), g.wk.data(), true});
+    out.push_back({prefix + "wv.weight", {D_, D_}, p.wv.data(), g.wv.data(), true});
+    out.push_back({prefix + "wo.weight", {D_, D_}, p.wo.data(), g.wo.data(), true});
+  }
+
+ private:
+  void store(kv_cache_layer<T>& kv, const Cache& c, index_t batch, index_t seq) const {
+    const index_t T_max = kv.k.dim(1);
+    expects<usage_error>(kv.k.dim(0) == batch && seq <= T_max, "attention: a prompt of ", seq,
+                         " tokens does not fit a KV cache of ", T_max, " positions for batch ", kv.k.dim(0));
+    for (index_t b = 0; b < batch; ++b) {
+      std::copy(c.k.data() + b * seq * D_, c.k.data() + (b + 1) * seq * D_, kv.k.data() + b * T_max * D_);
+      std::copy(c.v.data() + b * seq * D_, c.v.data() + (b + 1) * seq * D_, kv.v.data() + b * T_max * D_);
+    }
+  }
+  index_t D_, H_;
+  double theta_;
+};
+
+}  // namespace attnres
