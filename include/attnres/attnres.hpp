@@ -44,6 +44,7 @@
 #include <attnres/train/grad_clip.hpp>
 #include <attnres/train/metrics_log.hpp>
 #include <attnres/train/schedule.hpp>
+#include <attnres/train/trainer.hpp>
 
 #include <attnres/generate/generate.hpp>
 #include <attnres/generate/sampling.hpp>

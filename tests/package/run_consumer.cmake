@@ -11,7 +11,8 @@ endfunction()
 set(common -DCMAKE_CXX_COMPILER=${CXX} -DCMAKE_BUILD_TYPE=Release)
 if(MODE STREQUAL "find_package")
   run(${CMAKE_COMMAND} -S ${SOURCE_DIR} -B ${WORK_DIR}/lib ${common} -DCMAKE_INSTALL_PREFIX=${WORK_DIR}/prefix
-      -DATTNRES_BUILD_TESTS=OFF -DATTNRES_BUILD_EXAMPLES=OFF -DATTNRES_BUILD_BENCHMARKS=OFF)
+      -DATTNRES_BUILD_TESTS=OFF -DATTNRES_BUILD_EXAMPLES=OFF -DATTNRES_BUILD_BENCHMARKS=OFF
+      -DATTNRES_BUILD_TOOL=OFF)
   run(${CMAKE_COMMAND} --install ${WORK_DIR}/lib)
   if(NOT EXISTS ${WORK_DIR}/prefix/include/attnres/attnres.hpp)
     message(FATAL_ERROR "headers were not installed")

@@ -1,0 +1,49 @@
+// attnres — train, evaluate, sample and probe Attention-Residual language models.
+//
+//   attnres train     train a byte-level model with a chosen residual policy
+//   attnres eval      validation loss and bits per byte of a saved model
+//   attnres generate  sample text with the KV cache
+//   attnres forward   logits of one sequence as a .npy file (the PyTorch interop probe)
+
+#include "common.hpp"
+
+#include <cstring>
+
+namespace {
+
+void print_usage(std::FILE* to) {
+  std::fputs(
+      "usage: attnres <command> [options]\n\n"
+      "commands:\n"
+      "  train      train a byte-level language model (residual: sum | full | block)\n"
+      "  eval       validation loss and bits per byte of a saved model\n"
+      "  generate   sample text from a saved model with the KV cache\n"
+      "  forward    write the logits of one sequence as a NumPy .npy file\n\n"
+      "Run 'attnres <command> --help' for the options of a command.\n",
+      to);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2) {
+    print_usage(stderr);
+    return 2;
+  }
+  const std::string cmd = argv[1];
+  if (cmd == "--help" || cmd == "-h" || cmd == "help") {
+    print_usage(stdout);
+    return 0;
+  }
+  if (cmd == "--version") {
+    std::printf("attnres %s\n", attnres::version_string);
+    return 0;
+  }
+  if (cmd == "train") return attnres::cli::train_main(argc, argv);
+  if (cmd == "eval") return attnres::cli::eval_main(argc, argv);
+  if (cmd == "generate") return attnres::cli::generate_main(argc, argv);
+  if (cmd == "forward") return attnres::cli::forward_main(argc, argv);
+  std::fprintf(stderr, "attnres: unknown command '%s'\n\n", cmd.c_str());
+  print_usage(stderr);
+  return 2;
+}
