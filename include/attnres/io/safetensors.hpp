@@ -37,6 +37,7 @@
 #include <attnres/core/error.hpp>
 #include <attnres/core/tensor.hpp>
 #include <attnres/io/atomic_file.hpp>
+#include <attnres/io/read_file.hpp>
 
 #include <nlohmann/json.hpp>
 
@@ -157,19 +158,7 @@ class safetensors_file {
     const std::string source = path.string();
     std::ifstream in(path, std::ios::binary);
     expects<io_error>(in.is_open(), "safetensors '", source, "': cannot open file for reading");
-    // Read in chunks rather than trusting a size query, which a file being modified (or a
-    // special file) can get wrong.
-    std::vector<std::byte> bytes;
-    constexpr std::size_t chunk = std::size_t{1} << 20;
-    for (;;) {
-      const std::size_t old = bytes.size();
-      bytes.resize(old + chunk);
-      in.read(reinterpret_cast<char*>(bytes.data() + old), static_cast<std::streamsize>(chunk));
-      const auto got = static_cast<std::size_t>(in.gcount());
-      bytes.resize(old + got);
-      if (got < chunk) break;
-    }
-    expects<io_error>(!in.bad(), "safetensors '", source, "': read error");
+    std::vector<std::byte> bytes = read_stream(in, "safetensors '" + source + "'");
     safetensors_file f;
     f.source_ = source;
     f.bytes_ = std::move(bytes);

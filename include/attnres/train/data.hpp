@@ -33,6 +33,7 @@
 #include <attnres/core/error.hpp>
 #include <attnres/core/random.hpp>
 #include <attnres/core/tensor.hpp>
+#include <attnres/io/read_file.hpp>
 
 #include <algorithm>
 #include <array>
@@ -300,7 +301,7 @@ class byte_corpus {
                       "' is a directory, not a file");
     std::ifstream in(path, std::ios::binary);
     expects<io_error>(in.is_open(), "byte_corpus: cannot open '", name, "' for reading");
-    std::vector<std::uint8_t> bytes = read_all(in, name);
+    std::vector<std::uint8_t> bytes = io::read_stream<std::uint8_t>(in, "byte_corpus: '" + name + "'");
     expects<io_error>(!bytes.empty(), "byte_corpus: '", name, "' is empty");
     return byte_corpus(std::move(bytes));
   }
@@ -350,7 +351,7 @@ class byte_corpus {
       std::ifstream in(p, std::ios::binary);
       expects<io_error>(in.is_open(), "byte_corpus::from_fortunes: cannot open '", p.string(),
                         "' for reading");
-      const std::vector<std::uint8_t> bytes = read_all(in, p.string());
+      const std::vector<std::uint8_t> bytes = io::read_stream<std::uint8_t>(in, "byte_corpus: '" + p.string() + "'");
       std::size_t begin = 0;
       while (begin < bytes.size()) {
         std::size_t end = begin;
@@ -403,21 +404,6 @@ class byte_corpus {
       : data_(std::make_shared<const std::vector<std::uint8_t>>(std::move(bytes))), size_(data_->size()) {}
   byte_corpus(std::shared_ptr<const std::vector<std::uint8_t>> data, std::size_t begin, std::size_t size)
       : data_(std::move(data)), begin_(begin), size_(size) {}
-
-  static std::vector<std::uint8_t> read_all(std::ifstream& in, const std::string& name) {
-    std::vector<std::uint8_t> bytes;
-    constexpr std::size_t chunk = std::size_t{1} << 20;
-    for (;;) {
-      const std::size_t old = bytes.size();
-      bytes.resize(old + chunk);
-      in.read(reinterpret_cast<char*>(bytes.data() + old), static_cast<std::streamsize>(chunk));
-      const auto got = static_cast<std::size_t>(in.gcount());
-      bytes.resize(old + got);
-      if (got < chunk) break;
-    }
-    expects<io_error>(!in.bad(), "byte_corpus: read error in '", name, "'");
-    return bytes;
-  }
 
   std::shared_ptr<const std::vector<std::uint8_t>> data_;
   std::size_t begin_ = 0;
