@@ -29,6 +29,7 @@ int train_main(int argc, char** argv);
 int eval_main(int argc, char** argv);
 int generate_main(int argc, char** argv);
 int forward_main(int argc, char** argv);
+int ablate_main(int argc, char** argv);
 
 // Reads --threads (0 = OpenMP's default) and applies it.
 inline void apply_threads(const args& a) {
@@ -44,8 +45,9 @@ inline void apply_threads(const args& a) {
 template <class F>
 void with_model_file(const std::filesystem::path& path, F&& f) {
   const auto file = io::safetensors_file::load(path);
-  const auto [cfg, arch] = from_metadata(file.metadata(), file.source_name());
-  with_model(arch, [&]<class Model>(std::type_identity<Model>) {
+  const auto meta = from_metadata(file.metadata(), file.source_name());  // (clang 14 cannot capture
+  const model_config& cfg = meta.first;                                    //  structured bindings)
+  with_model(meta.second, [&]<class Model>(std::type_identity<Model>) {
     Model model(cfg);
     model.load(file);
     f(model);

@@ -96,8 +96,10 @@ int train_main(int argc, char** argv) {
       }
       return train::byte_corpus::from_file(a.str("data"));
     }();
-    auto [train_data, val_data] =
-        corpus.split(a.number("val-fraction", 0.001, 0.9), static_cast<std::size_t>(opt.seq) + 1);
+    // (not a structured binding: clang 14 cannot capture those in the lambda below)
+    const auto split = corpus.split(a.number("val-fraction", 0.001, 0.9), static_cast<std::size_t>(opt.seq) + 1);
+    const train::byte_corpus& train_data = split.first;
+    const train::byte_corpus& val_data = split.second;
 
     with_model(arch, [&]<class Model>(std::type_identity<Model>) {
       Model model(cfg);

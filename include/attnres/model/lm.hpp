@@ -18,6 +18,7 @@
 #include <attnres/core/tensor.hpp>
 #include <attnres/io/safetensors.hpp>
 #include <attnres/model/config.hpp>
+#include <attnres/model/diagnostics.hpp>
 #include <attnres/nn/attention.hpp>
 #include <attnres/nn/layer_norm.hpp>
 #include <attnres/nn/mlp.hpp>
@@ -105,6 +106,13 @@ class LM {
   }
   const policy_t& residual() const { return policy_; }
   const typename policy_t::Cache& residual_cache() const { return act_.rcache; }
+
+  // Attaches a depth_diagnostics recorder (model/diagnostics.hpp): every forward pass
+  // (forward_backward, loss, forward, prefill) then appends one record, and the backward fills
+  // its gradient norms. nullptr detaches; a detached model pays one pointer check per hook.
+  // The recorder is not owned and must outlive its attachment.
+  void set_diagnostics(depth_diagnostics* d) { diag_ = d; }
+  depth_diagnostics* diagnostics() const { return diag_; }
   int n_sublayers() const { return cfg_.n_sublayers(); }
 
   // Every parameter with its DESIGN.md name, its gradient and whether AdamW decays it.
@@ -382,11 +390,16 @@ class LM {
 
     ops::embedding_forward(Backend{}, tokens.data(), M, params.tok_embeddings.mat(), a.x0.mat());
     policy_.begin(a.rcache, a.x0.mat(), keep);
+    if (diag_) {
+      diag_->begin_pass(L, M);
+      diag_->on_source<T>(0, a.x0.mat());
+    }
     for (int l = 1; l <= L; ++l) {  // gather → sublayer → push
       auto& s = a.sub[l - 1];
       const index_t i = (l - 1) / 2;
       auto& lp = params.layers[i];
       policy_.gather(params.residual, a.rcache, l, s.h.mat());
+      if (diag_) diag_->on_gather<T>(l, s.h.mat(), policy_.depth_weights(a.rcache, l));
       if (l % 2 == 1) {
         norm_.forward(lp.attn_norm, s.norm_cache, s.h.mat(), s.xn.mat());
         attn_.forward(lp.attn, a.attn_cache[i], s.xn.mat(), batch, seq, s.v.mat(), kv ? &kv->kv[i] : nullptr);
@@ -395,8 +408,10 @@ class LM {
         mlp_.forward(lp.mlp, a.mlp_cache[i], s.xn.mat(), s.v.mat());
       }
       policy_.push(a.rcache, l, s.v.mat());
+      if (diag_) diag_->on_source<T>(l, s.v.mat());
     }
     policy_.gather(params.residual, a.rcache, L + 1, a.hout.mat());
+    if (diag_) diag_->on_gather<T>(L + 1, a.hout.mat(), policy_.depth_weights(a.rcache, L + 1));
     norm_.forward(params.norm, a.final_norm_cache, a.hout.mat(), a.y.mat());
     ops::linear_forward(Backend{}, a.y.mat(), head_weight(), a.logits.mat());
   }
@@ -418,6 +433,7 @@ class LM {
       auto& lp = params.layers[i];
       auto& lg = grads.layers[i];
       policy_.source_grad(a.rcache, l, a.dv.mat());
+      if (diag_) diag_->on_source_grad<T>(l, a.dv.mat());
       a.dxn.set_zero();
       a.dh.set_zero();
       if (l % 2 == 1) {
@@ -430,6 +446,7 @@ class LM {
       policy_.gather_backward(params.residual, a.rcache, l, a.dh.mat(), grads.residual);
     }
     policy_.source_grad(a.rcache, 0, a.dx0.mat());
+    if (diag_) diag_->on_source_grad<T>(0, a.dx0.mat());
     ops::embedding_backward(Backend{}, tokens.data(), M, a.dx0.mat(), grads.tok_embeddings.mat());
   }
 
@@ -440,6 +457,7 @@ class LM {
   mlp_t mlp_;
   activations act_;
   decode_scratch dec_;
+  depth_diagnostics* diag_ = nullptr;  // not owned; see set_diagnostics
 };
 
 }  // namespace attnres
