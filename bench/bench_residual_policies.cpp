@@ -47,13 +47,13 @@
 
 namespace {
 
-using idx = std::ptrdiff_t;  // attnres's index type (std::ptrdiff_t)
+using idx = std::ptrdiff_t;  // attnres's index type
 using attnres::tensor;
 using T = float;
 
 constexpr int kL = 16;      // sublayers
-constexpr idx kD = 256;   // model width
-constexpr idx kM = 2048;  // tokens: batch 8 × sequence 256
+constexpr idx kD = 256;     // model width
+constexpr idx kM = 2048;    // tokens: batch 8 × sequence 256
 constexpr double kFloat = sizeof(T);
 
 enum class mode { inference, train_forward, fwd_bwd };
