@@ -8,7 +8,7 @@
 set -euo pipefail
 
 packages=(cmake ninja-build g++ clang-14 libclang-rt-14-dev libomp-14-dev libeigen3-dev
-          libxsimd-dev nlohmann-json3-dev catch2 libbenchmark-dev)
+          libxsimd-dev nlohmann-json3-dev catch2 libbenchmark-dev libopenblas-openmp-dev)
 
 for arg in "$@"; do
   case "$arg" in

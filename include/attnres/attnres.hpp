@@ -36,6 +36,7 @@
 #include <attnres/residual/block_attn_res.hpp>
 
 #include <attnres/model/config.hpp>
+#include <attnres/model/cost.hpp>
 #include <attnres/model/dispatch.hpp>
 #include <attnres/model/lm.hpp>
 

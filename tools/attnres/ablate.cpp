@@ -17,14 +17,7 @@
 //   runs/<variant>-seed<k>/run.json   everything one child reported
 //   *.png             drawn by tools/plot_ablation.py (python3-matplotlib) when available
 //
-// FLOPs per token (training: forward + backward ≈ 3 × forward), counted analytically:
-//   forward = n_layers · [ 8·D²                 (q, k, v, o projections: 2 FLOPs per multiply-add)
-//                        + 2·D·(T+1)            (QKᵀ and PV; causal, so (T+1)/2 keys on average)
-//                        + 6·D·F  (SwiGLU)  or  4·D·F (GELU) ]
-//           + 2·D·V                             (LM head)
-//           + Σ_{l=1}^{L+1} 4·n_l·D             (AttnRes only: logits and weighted sum over the
-//                                                n_l sources of gather point l)
-// Norms, softmaxes, RoPE, the embedding lookup and Sum's additions are O(D) per token and left out.
+// FLOPs per token: training_flops_per_token (model/cost.hpp).
 
 #include "common.hpp"
 #include "run_command.hpp"
@@ -112,21 +105,6 @@ std::vector<variant> parse_variants(const std::string& list, const model_config&
   }
   if (out.empty()) throw usage_problem("--variants is empty");
   return out;
-}
-
-// ---- FLOPs (see the file comment) ---------------------------------------------------------------
-
-template <class Model>
-double training_flops_per_token(const Model& m, index_t seq) {
-  const auto& c = m.config();
-  const double D = static_cast<double>(c.d_model), F = static_cast<double>(c.d_ff);
-  const double V = static_cast<double>(c.vocab), T = static_cast<double>(seq);
-  const bool swiglu = m.arch().mlp == "swiglu";
-  double fwd = static_cast<double>(c.n_layers) * (8 * D * D + 2 * D * (T + 1) + (swiglu ? 6 : 4) * D * F);
-  fwd += 2 * D * V;
-  if (m.arch().residual != "sum")
-    for (int l = 1; l <= m.n_sublayers() + 1; ++l) fwd += 4 * static_cast<double>(m.residual().n_sources(l)) * D;
-  return 3 * fwd;
 }
 
 // ---- small helpers ------------------------------------------------------------------------------
@@ -220,7 +198,7 @@ json train_one(const variant& v, std::uint64_t seed, const ablate_options& o, co
   index_t n_params = 0;
   for (const auto& p : model.parameters()) n_params += p.size();
   const std::string init_hash = shared_weights_hash(model);
-  const double flops = training_flops_per_token(model, opt.seq);
+  const double flops = training_flops_per_token(model.config(), model.arch(), opt.seq);
 
   train::trainer<Model> tr(model, opt, train_data, val_data);
 
@@ -417,12 +395,6 @@ int ablate_main(int argc, char** argv) {
   a.option("variants", "LIST", "comma-separated: sum, full, block:N (N in 1, 2, 4, 8 dividing L)", "sum,block:4,full")
       .option("seeds", "K", "seeds per variant (seeds S .. S+K-1); the spread is over these", "1")
       .option("seed", "S", "first seed (initialisation and data order)", "1")
-      .option("layers", "N", "transformer layers (L = 2N sublayers)", "4")
-      .option("d-model", "D", "model width", "96")
-      .option("heads", "H", "attention heads", "4")
-      .option("d-ff", "F", "MLP hidden width", "256")
-      .option("mlp", "swiglu|gelu", "MLP kind", "swiglu")
-      .flag("tie", "tie the LM head to the token embedding")
       .option("seq", "T", "sequence length (bytes)", "128")
       .option("batch", "B", "sequences per micro-batch", "16")
       .option("accum", "K", "micro-batches per optimizer step", "1")
@@ -444,17 +416,13 @@ int ablate_main(int argc, char** argv) {
       .flag("no-plots", "write the data only; do not run tools/plot_ablation.py")
       .option("threads", "N", "threads per run (0: all cores; 1 keeps timings steady on a busy machine)", "1");
 
+  declare_model_size_options(a, {.layers = "4", .d_model = "96", .heads = "4", .d_ff = "256"});
+
   int exit_code = 0;
   const int rc = run_command(a, argc, argv, [&] {
     ablate_options o;
     o.threads = a.integer("threads", 0, 1024);
-    o.cfg.vocab = 256;
-    o.cfg.n_layers = a.integer("layers", 1, 4096);
-    o.cfg.d_model = a.integer("d-model", 2, 1 << 16);
-    o.cfg.n_heads = a.integer("heads", 1, 4096);
-    o.cfg.d_ff = a.integer("d-ff", 1, 1 << 20);
-    o.cfg.tie_embeddings = a.on("tie");
-    o.cfg.validate();
+    o.cfg = model_config_from(a);
     auto& opt = o.opt;
     opt.seq = a.integer("seq", 1, 1 << 16);
     opt.batch = a.integer("batch", 1, 1 << 16);
@@ -470,8 +438,7 @@ int ablate_main(int argc, char** argv) {
     o.eval_every = auto_or_integer(a, "eval-every", std::max<std::int64_t>(1, opt.steps / 20));
     o.diag_every = auto_or_integer(a, "diag-every", std::max<std::int64_t>(1, opt.steps / 4));
     o.alpha_per_token = a.on("alpha-per-token");
-    const std::string mlp = a.str("mlp");
-    if (mlp != "swiglu" && mlp != "gelu") throw usage_problem("--mlp must be swiglu or gelu, got '" + mlp + "'");
+    const std::string mlp = mlp_from(a);
     const auto variants = parse_variants(a.str("variants"), o.cfg, mlp);
     const long long n_seeds = a.integer("seeds", 1, 1000);
     const auto first_seed = static_cast<std::uint64_t>(a.integer("seed", 0));

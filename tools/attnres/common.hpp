@@ -30,6 +30,65 @@ int eval_main(int argc, char** argv);
 int generate_main(int argc, char** argv);
 int forward_main(int argc, char** argv);
 int ablate_main(int argc, char** argv);
+int bench_main(int argc, char** argv);
+
+// ---- model options shared by train, ablate and bench -------------------------------------------
+
+// Defaults of the size options (train/bench use DESIGN.md's default size, ablate a smaller one).
+struct model_size_defaults {
+  const char* layers = "8";
+  const char* d_model = "256";
+  const char* heads = "4";
+  const char* d_ff = "704";
+};
+
+// --layers --d-model --heads --d-ff --mlp --tie
+inline void declare_model_size_options(args& a, model_size_defaults d = {}) {
+  a.option("layers", "N", "transformer layers (L = 2N sublayers)", d.layers)
+      .option("d-model", "D", "model width", d.d_model)
+      .option("heads", "H", "attention heads", d.heads)
+      .option("d-ff", "F", "MLP hidden width", d.d_ff)
+      .option("mlp", "swiglu|gelu", "MLP kind", "swiglu")
+      .flag("tie", "tie the LM head to the token embedding");
+}
+
+// --residual --blocks
+inline void declare_residual_options(args& a) {
+  a.option("residual", "sum|full|block", "residual policy", "block")
+      .option("blocks", "N", "number of blocks for --residual block (1, 2, 4 or 8)", "4");
+}
+
+// The byte-level (vocabulary 256) model the size options describe, validated.
+inline model_config model_config_from(const args& a) {
+  model_config cfg;
+  cfg.vocab = 256;
+  cfg.n_layers = a.integer("layers", 1, 4096);
+  cfg.d_model = a.integer("d-model", 2, 1 << 16);
+  cfg.n_heads = a.integer("heads", 1, 4096);
+  cfg.d_ff = a.integer("d-ff", 1, 1 << 20);
+  cfg.tie_embeddings = a.on("tie");
+  cfg.validate();
+  return cfg;
+}
+
+inline std::string mlp_from(const args& a) {
+  const std::string mlp = a.str("mlp");
+  if (mlp != "swiglu" && mlp != "gelu") throw usage_problem("--mlp must be swiglu or gelu, got '" + mlp + "'");
+  return mlp;
+}
+
+// The architecture --residual / --blocks / --mlp name (blocks: N for block, L for full, 0 for sum).
+inline architecture architecture_from(const args& a, const model_config& cfg) {
+  architecture arch;
+  arch.residual = a.str("residual");
+  arch.mlp = mlp_from(a);
+  if (arch.residual != "sum" && arch.residual != "full" && arch.residual != "block")
+    throw usage_problem("--residual must be sum, full or block, got '" + arch.residual + "'");
+  arch.blocks = arch.residual == "block" ? static_cast<int>(a.integer("blocks", 1, 1 << 16))
+                : arch.residual == "full" ? cfg.n_sublayers()
+                                          : 0;
+  return arch;
+}
 
 // Reads --threads (0 = OpenMP's default) and applies it.
 inline void apply_threads(const args& a) {

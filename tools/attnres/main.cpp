@@ -5,6 +5,7 @@
 //   attnres generate  sample text with the KV cache
 //   attnres forward   logits of one sequence as a .npy file (the PyTorch interop probe)
 //   attnres ablate    train residual variants under identical conditions and compare them
+//   attnres bench     time a training step, a prefill and a decode step of one model
 
 #include "common.hpp"
 
@@ -20,7 +21,8 @@ void print_usage(std::FILE* to) {
       "  eval       validation loss and bits per byte of a saved model\n"
       "  generate   sample text from a saved model with the KV cache\n"
       "  forward    write the logits of one sequence as a NumPy .npy file\n"
-      "  ablate     train residual variants (sum, full, block:N) alike and compare them\n\n"
+      "  ablate     train residual variants (sum, full, block:N) alike and compare them\n"
+      "  bench      time a training step, a prefill and a KV-cache decode step\n\n"
       "Run 'attnres <command> --help' for the options of a command.\n",
       to);
 }
@@ -46,6 +48,7 @@ int main(int argc, char** argv) {
   if (cmd == "generate") return attnres::cli::generate_main(argc, argv);
   if (cmd == "forward") return attnres::cli::forward_main(argc, argv);
   if (cmd == "ablate") return attnres::cli::ablate_main(argc, argv);
+  if (cmd == "bench") return attnres::cli::bench_main(argc, argv);
   std::fprintf(stderr, "attnres: unknown command '%s'\n\n", cmd.c_str());
   print_usage(stderr);
   return 2;

@@ -8,27 +8,13 @@
 
 namespace attnres::cli {
 
-namespace {
-
-void declare_model_options(args& a) {
-  a.option("residual", "sum|full|block", "residual policy", "block")
-      .option("blocks", "N", "number of blocks for --residual block (1, 2, 4 or 8)", "4")
-      .option("layers", "N", "transformer layers (L = 2N sublayers)", "8")
-      .option("d-model", "D", "model width", "256")
-      .option("heads", "H", "attention heads", "4")
-      .option("d-ff", "F", "MLP hidden width", "704")
-      .option("mlp", "swiglu|gelu", "MLP kind", "swiglu")
-      .flag("tie", "tie the LM head to the token embedding");
-}
-
-}  // namespace
-
 int train_main(int argc, char** argv) {
   args a("train", "Train a byte-level language model (vocabulary 256) on a text file, with the residual\n"
                   "connection chosen by --residual. Writes DIR/metrics.csv and a checkpoint\n"
                   "(DIR/model.safetensors + DIR/train_state.safetensors) that --resume continues\n"
                   "bit-identically and that eval / generate / forward read.");
-  declare_model_options(a);
+  declare_residual_options(a);
+  declare_model_size_options(a);
   a.option("seq", "T", "sequence length (bytes)", "256")
       .option("batch", "B", "sequences per micro-batch", "8")
       .option("accum", "K", "micro-batches per optimizer step (gradient accumulation)", "1")
@@ -73,19 +59,8 @@ int train_main(int argc, char** argv) {
       const auto f = io::safetensors_file::load(std::filesystem::path(resume) / "model.safetensors");
       std::tie(cfg, arch) = from_metadata(f.metadata(), f.source_name());
     } else {
-      cfg.vocab = 256;
-      cfg.n_layers = a.integer("layers", 1, 4096);
-      cfg.d_model = a.integer("d-model", 2, 1 << 16);
-      cfg.n_heads = a.integer("heads", 1, 4096);
-      cfg.d_ff = a.integer("d-ff", 1, 1 << 20);
-      cfg.tie_embeddings = a.on("tie");
-      arch.residual = a.str("residual");
-      arch.mlp = a.str("mlp");
-      if (arch.residual != "sum" && arch.residual != "full" && arch.residual != "block")
-        throw usage_problem("--residual must be sum, full or block, got '" + arch.residual + "'");
-      arch.blocks = arch.residual == "block" ? static_cast<int>(a.integer("blocks", 1, 1 << 16))
-                    : arch.residual == "full" ? cfg.n_sublayers()
-                                              : 0;
+      cfg = model_config_from(a);
+      arch = architecture_from(a, cfg);
     }
 
     train::byte_corpus corpus = [&] {

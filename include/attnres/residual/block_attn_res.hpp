@@ -181,7 +181,8 @@ class BlockAttnRes<N>::with {
       if (d.rows() != M) d = tensor<T>({M, D});
       d.set_zero();
     }
-    c.dpartial = tensor<T>({M, D});
+    if (c.dpartial.rows() != M) c.dpartial = tensor<T>({M, D});
+    c.dpartial.set_zero();
     c.dh_block.resize(S_);
     c.c_block.resize(S_);
     for (int p = 0; p < S_; ++p) {

@@ -47,8 +47,10 @@ class Sum::with {
 
   void begin(Cache& c, const_matrix_view<T> x0 /*(M,D)*/, bool keep_for_backward = true) const {
     expects<shape_error>(x0.cols == cfg_.d_model, "Sum: embedding has width ", x0.cols, " but D = ", cfg_.d_model);
-    c.stream = tensor<T>({x0.rows, x0.cols});
-    c.scratch = tensor<T>({x0.rows});
+    if (c.stream.rows() != x0.rows) {  // reused across steps: a fresh buffer costs page faults
+      c.stream = tensor<T>({x0.rows, x0.cols});
+      c.scratch = tensor<T>({x0.rows});
+    }
     copy(x0, c.stream.mat());
     check_finite("the embedding x0", c, x0);
     c.seq.begin("Sum", cfg_.n_sublayers, keep_for_backward);
@@ -70,7 +72,8 @@ class Sum::with {
 
   void begin_backward(Cache& c) const {
     c.seq.begin_backward();
-    c.dstream = tensor<T>({c.stream.rows(), c.stream.cols()});
+    if (c.dstream.rows() != c.stream.rows()) c.dstream = tensor<T>({c.stream.rows(), c.stream.cols()});
+    c.dstream.set_zero();
   }
 
   void gather_backward(const Params&, Cache& c, int l, const_matrix_view<T> dh /*(M,D)*/, Grads&) const {

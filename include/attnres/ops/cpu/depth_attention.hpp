@@ -6,6 +6,7 @@
 #include <attnres/core/backend.hpp>
 #include <attnres/core/parallel.hpp>
 #include <attnres/core/simd.hpp>
+#include <attnres/core/tensor.hpp>  // aligned_allocator
 #include <attnres/ops/depth_attention_types.hpp>
 
 #include <algorithm>
@@ -162,11 +163,15 @@ void depth_attention_backward(backend::cpu, std::span<const depth_source<T>> sou
   std::vector<std::vector<T>> qg;
   for (const auto& pt : points) qg.push_back(cpu_detail::folded_query(pt.q, D));
   const index_t chunks = chunk_count(M, cpu_detail::token_grain);
-  std::vector<T> acc(static_cast<std::size_t>(chunks * S * D), T(0));  // a_p per chunk
-  std::vector<T> ds_all(static_cast<std::size_t>(chunks * S));
+  // a_p per chunk; each chunk's slot starts on its own cache line, so threads writing
+  // neighbouring slots do not share (and bounce) a line.
+  constexpr index_t line = 64 / static_cast<index_t>(sizeof(T));
+  const index_t slot = (S * D + line - 1) / line * line;
+  std::vector<T, aligned_allocator<T>> acc(static_cast<std::size_t>(chunks * slot), T(0));
   parallel_chunks(M, cpu_detail::token_grain, [&](index_t chunk, index_t begin, index_t end) {
-    T* a_chunk = acc.data() + chunk * S * D;
-    T* ds = ds_all.data() + chunk * S;
+    T* a_chunk = acc.data() + chunk * slot;
+    std::vector<T> ds_local(static_cast<std::size_t>(S));  // dS_p of the current (t, j); thread-private
+    T* ds = ds_local.data();
     for (index_t t = begin; t < end; ++t) {
       for (index_t j = 0; j < n; ++j) {
         const T* v = sources[j].value.row(t);
@@ -188,7 +193,7 @@ void depth_attention_backward(backend::cpu, std::span<const depth_source<T>> sou
   });
   for (index_t p = 0; p < S; ++p) {
     std::vector<T> a_total(static_cast<std::size_t>(D), T(0));
-    for (index_t c = 0; c < chunks; ++c) simd::add(acc.data() + (c * S + p) * D, a_total.data(), D);
+    for (index_t c = 0; c < chunks; ++c) simd::add(acc.data() + c * slot + p * D, a_total.data(), D);
     for (index_t d = 0; d < D; ++d) {
       points[p].dw[d] += points[p].q.g[d] * a_total[d];
       points[p].dg[d] += points[p].q.w[d] * a_total[d];
