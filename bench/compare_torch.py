@@ -215,6 +215,8 @@ def main():
     ap.add_argument("--prompt", type=int, default=64)
     ap.add_argument("--new", type=int, default=64)
     ap.add_argument("--out", help="write every measurement and the summary as JSON here")
+    ap.add_argument("--openblas-coretype", default="auto",
+                    help="OPENBLAS_CORETYPE for both sides (auto: SkylakeX on AVX-512 CPUs; '' leaves it unset)")
     # worker mode (internal)
     ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     for k in ("layers", "d_model", "heads", "d_ff", "batch", "seq", "blocks"):
@@ -234,6 +236,16 @@ def main():
                          "(cmake --preset release && cmake --build --preset release --target attnres_cli)")
     size = SIZES[a.size]
     env = dict(os.environ, OMP_NUM_THREADS=str(a.threads), OPENBLAS_NUM_THREADS=str(a.threads))
+    # Both sides use the same OpenBLAS; give both the same kernels. "auto": OpenBLAS 0.3.21 does
+    # not know Zen 4/5 and would use its AVX2 kernels, so on an AVX-512 CPU both get SkylakeX's
+    # (attnres would otherwise switch by itself, core/blas.hpp, and PyTorch would not).
+    coretype = a.openblas_coretype
+    if coretype == "auto":
+        flags = open("/proc/cpuinfo").read().split("flags", 2)[1].split("\n", 1)[0].split()
+        avx512 = all(f in flags for f in ("avx512f", "avx512bw", "avx512dq", "avx512vl", "avx512cd"))
+        coretype = "SkylakeX" if avx512 else ""
+    if coretype:
+        env["OPENBLAS_CORETYPE"] = coretype
     common = ["--layers", str(size["layers"]), "--d-model", str(size["d_model"]), "--heads", str(size["heads"]),
               "--d-ff", str(size["d_ff"]), "--mlp", size["mlp"], "--batch", str(size["batch"]),
               "--seq", str(size["seq"]), "--steps", str(a.steps), "--warmup", str(a.warmup),
@@ -241,7 +253,8 @@ def main():
     policies = a.policies.split(",")
     modes = a.modes.split(",")
     print(f"compare_torch: size '{a.size}' {size}, {a.threads} threads, {a.reps} A/B pairs per cell, "
-          f"{a.steps} timed repetitions per process", flush=True)
+          f"{a.steps} timed repetitions per process, OPENBLAS_CORETYPE={env.get('OPENBLAS_CORETYPE', '(unset)')}",
+          flush=True)
 
     results = []  # every process's JSON
     for rep in range(a.reps):

@@ -5,6 +5,7 @@
 #include <attnres/version.hpp>
 
 #include <attnres/core/backend.hpp>
+#include <attnres/core/blas.hpp>
 #include <attnres/core/error.hpp>
 #include <attnres/core/memory_space.hpp>
 #include <attnres/core/parallel.hpp>

@@ -30,6 +30,7 @@ void print_usage(std::FILE* to) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  attnres::reexec_with_avx512_openblas(argv);  // OpenBLAS's AVX-512 kernels where it misses them
   if (argc < 2) {
     print_usage(stderr);
     return 2;

@@ -7,6 +7,8 @@
 
 #include <xsimd/xsimd.hpp>
 
+#include <utility>
+
 namespace attnres::simd {
 
 template <class T>
@@ -30,6 +32,25 @@ inline T dot(const T* a, const T* b, index_t n) {
   T s = xsimd::hadd(acc0 + acc1);
   for (; d < n; ++d) s += a[d] * b[d];
   return s;
+}
+
+// (Σ_d v[d]·a[d], Σ_d v[d]·b[d]): two dot products sharing one read of v
+template <class T>
+inline std::pair<T, T> dot2(const T* v, const T* a, const T* b, index_t n) {
+  constexpr index_t W = width<T>;
+  batch<T> acc_a(T(0)), acc_b(T(0));
+  index_t d = 0;
+  for (; d + W <= n; d += W) {
+    const auto vv = batch<T>::load_unaligned(v + d);
+    acc_a = xsimd::fma(vv, batch<T>::load_unaligned(a + d), acc_a);
+    acc_b = xsimd::fma(vv, batch<T>::load_unaligned(b + d), acc_b);
+  }
+  T sa = xsimd::hadd(acc_a), sb = xsimd::hadd(acc_b);
+  for (; d < n; ++d) {
+    sa += v[d] * a[d];
+    sb += v[d] * b[d];
+  }
+  return {sa, sb};
 }
 
 // Σ_d a[d]²

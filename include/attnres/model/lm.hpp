@@ -32,6 +32,7 @@
 #include <attnres/residual/residual_policy.hpp>
 #include <attnres/residual/sum.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <filesystem>
@@ -375,14 +376,19 @@ class LM {
     const int L = n_sublayers();
     a.batch = batch;
     a.seq = seq;
-    a.sub.resize(L);
-    a.attn_cache.resize(cfg_.n_layers);
-    a.mlp_cache.resize(cfg_.n_layers);
+    // Training keeps every sublayer's activations for the backward. Inference (loss, forward,
+    // prefill) reuses the buffers of sublayer 1 and layer 0 for all of them, so its memory is
+    // the residual policy's streams plus one sublayer, not L sublayers.
+    const std::size_t kept_sub = keep ? static_cast<std::size_t>(L) : 1;
+    const std::size_t kept_layers = keep ? static_cast<std::size_t>(cfg_.n_layers) : 1;
+    a.sub.resize(std::max(a.sub.size(), kept_sub));
+    a.attn_cache.resize(std::max(a.attn_cache.size(), kept_layers));
+    a.mlp_cache.resize(std::max(a.mlp_cache.size(), kept_layers));
     ensure(a.x0, M, D);
-    for (auto& s : a.sub) {
-      ensure(s.h, M, D);
-      ensure(s.xn, M, D);
-      ensure(s.v, M, D);
+    for (std::size_t j = 0; j < kept_sub; ++j) {
+      ensure(a.sub[j].h, M, D);
+      ensure(a.sub[j].xn, M, D);
+      ensure(a.sub[j].v, M, D);
     }
     ensure(a.hout, M, D);
     ensure(a.y, M, D);
@@ -395,17 +401,18 @@ class LM {
       diag_->on_source<T>(0, a.x0.mat());
     }
     for (int l = 1; l <= L; ++l) {  // gather → sublayer → push
-      auto& s = a.sub[l - 1];
+      auto& s = a.sub[keep ? l - 1 : 0];
       const index_t i = (l - 1) / 2;
+      const std::size_t ci = keep ? static_cast<std::size_t>(i) : 0;  // attention / MLP cache slot
       auto& lp = params.layers[i];
       policy_.gather(params.residual, a.rcache, l, s.h.mat());
       if (diag_) diag_->on_gather<T>(l, s.h.mat(), policy_.depth_weights(a.rcache, l));
       if (l % 2 == 1) {
         norm_.forward(lp.attn_norm, s.norm_cache, s.h.mat(), s.xn.mat());
-        attn_.forward(lp.attn, a.attn_cache[i], s.xn.mat(), batch, seq, s.v.mat(), kv ? &kv->kv[i] : nullptr);
+        attn_.forward(lp.attn, a.attn_cache[ci], s.xn.mat(), batch, seq, s.v.mat(), kv ? &kv->kv[i] : nullptr);
       } else {
         norm_.forward(lp.mlp_norm, s.norm_cache, s.h.mat(), s.xn.mat());
-        mlp_.forward(lp.mlp, a.mlp_cache[i], s.xn.mat(), s.v.mat());
+        mlp_.forward(lp.mlp, a.mlp_cache[ci], s.xn.mat(), s.v.mat());
       }
       policy_.push(a.rcache, l, s.v.mat());
       if (diag_) diag_->on_source<T>(l, s.v.mat());

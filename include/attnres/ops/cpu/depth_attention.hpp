@@ -22,6 +22,35 @@ namespace cpu_detail {
 inline constexpr index_t token_grain = 16;
 
 // q = w ⊙ g, folded once per call instead of once per token and source.
+// One sweep over D for a (token, source) pair of the backward, instead of 2S + 1 axpys:
+//   dv += Σ_p (alpha_p·dh_p + k_p·q_p) + kv·v      acc_p += k_p·v
+template <class T>
+void backward_row_update(index_t S, const T* const* dh, const T* const* q, const T* alpha, const T* k, T kv,
+                         const T* v, T* dv, T* const* acc, index_t D) {
+  using B = simd::batch<T>;
+  constexpr index_t W = simd::width<T>;
+  const B vkv(kv);
+  index_t d = 0;
+  for (; d + W <= D; d += W) {
+    const B vv = B::load_unaligned(v + d);
+    B sum = xsimd::fma(vkv, vv, B::load_unaligned(dv + d));
+    for (index_t p = 0; p < S; ++p) {
+      sum = xsimd::fma(B(alpha[p]), B::load_unaligned(dh[p] + d), sum);
+      sum = xsimd::fma(B(k[p]), B::load_unaligned(q[p] + d), sum);
+      xsimd::fma(B(k[p]), vv, B::load_unaligned(acc[p] + d)).store_unaligned(acc[p] + d);
+    }
+    sum.store_unaligned(dv + d);
+  }
+  for (; d < D; ++d) {
+    T sum = dv[d] + kv * v[d];
+    for (index_t p = 0; p < S; ++p) {
+      sum += alpha[p] * dh[p][d] + k[p] * q[p][d];
+      acc[p][d] += k[p] * v[d];
+    }
+    dv[d] = sum;
+  }
+}
+
 template <class T>
 std::vector<T> folded_query(depth_query<T> q, index_t D) {
   std::vector<T> out(static_cast<std::size_t>(D));
@@ -169,25 +198,30 @@ void depth_attention_backward(backend::cpu, std::span<const depth_source<T>> sou
   const index_t slot = (S * D + line - 1) / line * line;
   std::vector<T, aligned_allocator<T>> acc(static_cast<std::size_t>(chunks * slot), T(0));
   parallel_chunks(M, cpu_detail::token_grain, [&](index_t chunk, index_t begin, index_t end) {
-    T* a_chunk = acc.data() + chunk * slot;
-    std::vector<T> ds_local(static_cast<std::size_t>(S));  // dS_p of the current (t, j); thread-private
-    T* ds = ds_local.data();
+    // Thread-private scratch: per point p, its dh row, folded query, α, dS_p / r and accumulator.
+    std::vector<const T*> dh_rows(static_cast<std::size_t>(S)), q_rows(dh_rows.size());
+    std::vector<T*> acc_rows(dh_rows.size());
+    std::vector<T> a(dh_rows.size()), k(dh_rows.size());
+    for (index_t p = 0; p < S; ++p) {
+      q_rows[p] = qg[p].data();
+      acc_rows[p] = acc.data() + chunk * slot + p * D;
+    }
     for (index_t t = begin; t < end; ++t) {
+      for (index_t p = 0; p < S; ++p) dh_rows[p] = points[p].dh.row(t);
       for (index_t j = 0; j < n; ++j) {
         const T* v = sources[j].value.row(t);
         const T rinv = sources[j].inv_rms[t];
-        T* dv = dsources[j].row(t);
         T proj = 0;  // Σ_p dS_p (u·q_p): the coefficient of u in the RMSNorm Jacobian term
         for (index_t p = 0; p < S; ++p) {
-          const depth_query_grad<T>& pt = points[p];
-          const T a = pt.alpha(j, t);
-          ds[p] = a * (simd::dot(pt.dh.row(t), v, D) - pt.c[t]);
-          proj += ds[p] * simd::dot(qg[p].data(), v, D) * rinv;
-          simd::axpy(a, pt.dh.row(t), dv, D);                 // α_j G
-          simd::axpy(ds[p] * rinv, qg[p].data(), dv, D);      // p_j / r_j
-          simd::axpy(ds[p] * rinv, v, a_chunk + p * D, D);    // dS_j u_j
+          a[p] = points[p].alpha(j, t);
+          const auto [dh_v, q_v] = simd::dot2(v, dh_rows[p], q_rows[p], D);  // v read once for both
+          const T ds = a[p] * (dh_v - points[p].c[t]);                       // dS_pj
+          proj += ds * q_v * rinv;
+          k[p] = ds * rinv;
         }
-        simd::axpy(-proj * rinv * rinv / T(D), v, dv, D);     // −u (u·p)/(D r)
+        // dv_j += Σ_p (α_pj G_p + dS_pj/r_j · q_p) − u_j (u_j·p)/(D r_j);  a_p += dS_pj/r_j · v_j
+        cpu_detail::backward_row_update(S, dh_rows.data(), q_rows.data(), a.data(), k.data(),
+                                        -proj * rinv * rinv / T(D), v, dsources[j].row(t), acc_rows.data(), D);
       }
     }
   });

@@ -1,0 +1,252 @@
+// Every op a training step runs, forward and backward, on the reference and the cpu backend, at
+// DESIGN.md's default size: M = 2048 tokens (batch 8 × sequence 256), D = 256, H = 4 heads,
+// F = 704 (SwiGLU hidden), V = 256. (The depth-attention op has its own suite,
+// bench_depth_attention.) Names: <op>/<backend>. Counters: items_per_second = tokens per second;
+// GFLOP/s for the products (linear, causal attention). The reference backend is the plain-loop
+// oracle (single-threaded): its rows show what the fast path buys, not a target.
+//
+//   build/release/bench/bench_ops --benchmark_repetitions=3 --benchmark_report_aggregates_only=true
+
+#include <attnres/attnres.hpp>
+
+#include <benchmark/benchmark.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace {
+
+using namespace attnres;
+using T = float;
+
+constexpr index_t kBatch = 8, kSeq = 256, kM = kBatch * kSeq, kD = 256, kH = 4, kF = 704, kV = 256;
+
+tensor<T> random_tensor(std::vector<index_t> shape, std::uint64_t seed, double scale = 1.0) {
+  tensor<T> t(std::move(shape));
+  rng g(seed);
+  for (auto& x : t) x = static_cast<T>(scale * g.normal());
+  return t;
+}
+
+std::vector<std::int32_t> random_tokens(index_t n, index_t vocab, std::uint64_t seed) {
+  rng g(seed);
+  std::vector<std::int32_t> out(static_cast<std::size_t>(n));
+  for (auto& x : out) x = static_cast<std::int32_t>(g.below(static_cast<std::uint64_t>(vocab)));
+  return out;
+}
+
+void per_token(benchmark::State& s, double flops_per_iteration = 0) {
+  s.SetItemsProcessed(static_cast<std::int64_t>(s.iterations()) * kM);
+  if (flops_per_iteration > 0)
+    s.counters["GFLOP/s"] = benchmark::Counter(flops_per_iteration * static_cast<double>(s.iterations()) / 1e9,
+                                               benchmark::Counter::kIsRate);
+}
+
+// ---- linear: y = x Wᵀ and its backward (the MLP's up projection shape) ----
+template <class B>
+void linear_forward(benchmark::State& s) {
+  auto x = random_tensor({kM, kD}, 1), W = random_tensor({kF, kD}, 2, 0.05), y = tensor<T>({kM, kF});
+  for (auto _ : s) ops::linear_forward(B{}, x.mat(), W.mat(), y.mat());
+  per_token(s, 2.0 * kM * kD * kF);
+}
+template <class B>
+void linear_backward(benchmark::State& s) {
+  auto x = random_tensor({kM, kD}, 1), W = random_tensor({kF, kD}, 2, 0.05), dy = random_tensor({kM, kF}, 3);
+  tensor<T> dx({kM, kD}), dW({kF, kD});
+  for (auto _ : s) ops::linear_backward(B{}, x.mat(), W.mat(), dy.mat(), dx.mat(), dW.mat());
+  per_token(s, 4.0 * kM * kD * kF);
+}
+// decode: one row (batch 1) through the largest matrix of a layer
+template <class B>
+void linear_forward_1row(benchmark::State& s) {
+  auto x = random_tensor({1, kD}, 1), W = random_tensor({kF, kD}, 2, 0.05), y = tensor<T>({1, kF});
+  for (auto _ : s) ops::linear_forward(B{}, x.mat(), W.mat(), y.mat());
+  s.counters["GFLOP/s"] = benchmark::Counter(2.0 * kD * kF * static_cast<double>(s.iterations()) / 1e9,
+                                             benchmark::Counter::kIsRate);
+  s.counters["GB/s"] = benchmark::Counter(4.0 * kD * kF * static_cast<double>(s.iterations()) / 1e9,
+                                          benchmark::Counter::kIsRate);
+}
+
+// ---- norms ----
+template <class B>
+void rms_norm_forward(benchmark::State& s) {
+  auto x = random_tensor({kM, kD}, 1), g = random_tensor({kD}, 2), y = tensor<T>({kM, kD}), r = tensor<T>({kM});
+  for (auto _ : s) ops::rms_norm_forward(B{}, x.mat(), g.data(), T(1e-6), y.mat(), r.data());
+  per_token(s);
+}
+template <class B>
+void rms_norm_backward(benchmark::State& s) {
+  auto x = random_tensor({kM, kD}, 1), g = random_tensor({kD}, 2), dy = random_tensor({kM, kD}, 3);
+  tensor<T> y({kM, kD}), r({kM}), dx({kM, kD}), dg({kD});
+  ops::rms_norm_forward(B{}, x.mat(), g.data(), T(1e-6), y.mat(), r.data());
+  for (auto _ : s) ops::rms_norm_backward(B{}, x.mat(), g.data(), r.data(), dy.mat(), dx.mat(), dg.data());
+  per_token(s);
+}
+template <class B>
+void layer_norm_forward(benchmark::State& s) {
+  auto x = random_tensor({kM, kD}, 1), g = random_tensor({kD}, 2), b = random_tensor({kD}, 3);
+  tensor<T> y({kM, kD}), mean({kM}), rstd({kM});
+  for (auto _ : s) ops::layer_norm_forward(B{}, x.mat(), g.data(), b.data(), T(1e-6), y.mat(), mean.data(), rstd.data());
+  per_token(s);
+}
+template <class B>
+void layer_norm_backward(benchmark::State& s) {
+  auto x = random_tensor({kM, kD}, 1), g = random_tensor({kD}, 2), b = random_tensor({kD}, 3), dy = random_tensor({kM, kD}, 4);
+  tensor<T> y({kM, kD}), mean({kM}), rstd({kM}), dx({kM, kD}), dg({kD}), db({kD});
+  ops::layer_norm_forward(B{}, x.mat(), g.data(), b.data(), T(1e-6), y.mat(), mean.data(), rstd.data());
+  for (auto _ : s)
+    ops::layer_norm_backward(B{}, x.mat(), g.data(), mean.data(), rstd.data(), dy.mat(), dx.mat(), dg.data(), db.data());
+  per_token(s);
+}
+
+// ---- activations (M, F) ----
+template <class B>
+void swiglu_forward(benchmark::State& s) {
+  auto gate = random_tensor({kM, kF}, 1), up = random_tensor({kM, kF}, 2), out = tensor<T>({kM, kF});
+  for (auto _ : s) ops::swiglu_forward(B{}, gate.mat(), up.mat(), out.mat());
+  per_token(s);
+}
+template <class B>
+void swiglu_backward(benchmark::State& s) {
+  auto gate = random_tensor({kM, kF}, 1), up = random_tensor({kM, kF}, 2), dout = random_tensor({kM, kF}, 3);
+  tensor<T> dgate({kM, kF}), dup({kM, kF});
+  for (auto _ : s) ops::swiglu_backward(B{}, gate.mat(), up.mat(), dout.mat(), dgate.mat(), dup.mat());
+  per_token(s);
+}
+template <class B>
+void gelu_forward(benchmark::State& s) {
+  auto x = random_tensor({kM, kF}, 1), y = tensor<T>({kM, kF});
+  for (auto _ : s) ops::gelu_forward(B{}, x.mat(), y.mat());
+  per_token(s);
+}
+template <class B>
+void gelu_backward(benchmark::State& s) {
+  auto x = random_tensor({kM, kF}, 1), dy = random_tensor({kM, kF}, 2), dx = tensor<T>({kM, kF});
+  for (auto _ : s) ops::gelu_backward(B{}, x.mat(), dy.mat(), dx.mat());
+  per_token(s);
+}
+
+// ---- embedding, RoPE, cross-entropy ----
+template <class B>
+void embedding_forward(benchmark::State& s) {
+  const auto tok = random_tokens(kM, kV, 1);
+  auto table = random_tensor({kV, kD}, 2), out = tensor<T>({kM, kD});
+  for (auto _ : s) ops::embedding_forward(B{}, tok.data(), kM, table.mat(), out.mat());
+  per_token(s);
+}
+template <class B>
+void embedding_backward(benchmark::State& s) {
+  const auto tok = random_tokens(kM, kV, 1);
+  auto dout = random_tensor({kM, kD}, 2), dtable = tensor<T>({kV, kD});
+  for (auto _ : s) ops::embedding_backward(B{}, tok.data(), kM, dout.mat(), dtable.mat());
+  per_token(s);
+}
+template <class B>
+void rope_forward(benchmark::State& s) {
+  auto x = random_tensor({kM, kD}, 1);
+  for (auto _ : s) ops::rope_forward(B{}, x.mat(), kSeq, kH, 0, 10000.0);
+  per_token(s);
+}
+template <class B>
+void rope_backward(benchmark::State& s) {
+  auto x = random_tensor({kM, kD}, 1);
+  for (auto _ : s) ops::rope_backward(B{}, x.mat(), kSeq, kH, 0, 10000.0);
+  per_token(s);
+}
+template <class B>
+void cross_entropy_fwd_bwd(benchmark::State& s) {
+  auto logits = random_tensor({kM, kV}, 1), dlogits = tensor<T>({kM, kV});
+  const auto targets = random_tokens(kM, kV, 2);
+  for (auto _ : s) benchmark::DoNotOptimize(ops::cross_entropy(B{}, logits.mat(), targets.data(), dlogits.mat(), T(1)));
+  per_token(s);
+}
+
+// ---- causal attention over (batch, head): q kᵀ, softmax, p v ----
+constexpr double attention_flops = 2.0 * 2.0 * kBatch * kH * (kSeq * (kSeq + 1) / 2.0) * (kD / kH);  // causal half
+template <class B>
+void causal_attention_forward(benchmark::State& s) {
+  auto q = random_tensor({kM, kD}, 1), k = random_tensor({kM, kD}, 2), v = random_tensor({kM, kD}, 3);
+  tensor<T> out({kM, kD}), probs({kBatch, kH, kSeq, kSeq});
+  for (auto _ : s) ops::causal_attention_forward(B{}, q.mat(), k.mat(), v.mat(), kBatch, kSeq, kH, out.mat(), probs.data());
+  per_token(s, attention_flops);
+}
+template <class B>
+void causal_attention_backward(benchmark::State& s) {
+  auto q = random_tensor({kM, kD}, 1), k = random_tensor({kM, kD}, 2), v = random_tensor({kM, kD}, 3);
+  auto dout = random_tensor({kM, kD}, 4);
+  tensor<T> out({kM, kD}), probs({kBatch, kH, kSeq, kSeq}), dq({kM, kD}), dk({kM, kD}), dv({kM, kD});
+  ops::causal_attention_forward(B{}, q.mat(), k.mat(), v.mat(), kBatch, kSeq, kH, out.mat(), probs.data());
+  for (auto _ : s)
+    ops::causal_attention_backward(B{}, q.mat(), k.mat(), v.mat(), probs.data(), dout.mat(), kBatch, kSeq, kH, dq.mat(),
+                                   dk.mat(), dv.mat());
+  per_token(s, 2 * attention_flops);
+}
+// decode: one query per head over a KV cache of 256 positions (batch 1)
+template <class B>
+void attention_decode(benchmark::State& s) {
+  auto q = random_tensor({1, kD}, 1), kc = random_tensor({1, kSeq, kD}, 2), vc = random_tensor({1, kSeq, kD}, 3);
+  tensor<T> out({1, kD});
+  for (auto _ : s) ops::attention_decode(B{}, q.mat(), kc.data(), vc.data(), kSeq, kSeq, kH, out.mat());
+  s.SetItemsProcessed(static_cast<std::int64_t>(s.iterations()));
+}
+
+// ---- optimizer: one AdamW update of a parameter vector the size of the default model ----
+template <class B>
+void adamw_step(benchmark::State& s) {
+  const index_t n = 6'500'000;  // ≈ the default model's parameters
+  auto p = random_tensor({n}, 1), g = random_tensor({n}, 2);
+  tensor<T> m({n}), v({n});
+  ops::adamw_step_args a{1e-3, 0.9, 0.95, 1e-8, 0.1, 1};
+  for (auto _ : s) {
+    ops::adamw_step(B{}, p.data(), g.data(), m.data(), v.data(), n, a);
+    ++a.step;
+  }
+  s.SetItemsProcessed(static_cast<std::int64_t>(s.iterations()) * n);
+  s.SetBytesProcessed(static_cast<std::int64_t>(s.iterations()) * n * 7 * static_cast<std::int64_t>(sizeof(T)));
+}
+
+template <class B>
+std::string name(const char* op) {
+  return std::string(op) + "/" + B::name;
+}
+
+#define ATTNRES_BENCH_OP(op)                                                                           \
+  benchmark::RegisterBenchmark(name<backend::reference>(#op).c_str(), op<backend::reference>)         \
+      ->Unit(benchmark::kMillisecond)                                                                  \
+      ->UseRealTime();                                                                                 \
+  benchmark::RegisterBenchmark(name<backend::cpu>(#op).c_str(), op<backend::cpu>)                     \
+      ->Unit(benchmark::kMillisecond)                                                                  \
+      ->UseRealTime();
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  reexec_with_avx512_openblas(argv);  // core/blas.hpp
+  ATTNRES_BENCH_OP(linear_forward)
+  ATTNRES_BENCH_OP(linear_backward)
+  ATTNRES_BENCH_OP(linear_forward_1row)
+  ATTNRES_BENCH_OP(rms_norm_forward)
+  ATTNRES_BENCH_OP(rms_norm_backward)
+  ATTNRES_BENCH_OP(layer_norm_forward)
+  ATTNRES_BENCH_OP(layer_norm_backward)
+  ATTNRES_BENCH_OP(swiglu_forward)
+  ATTNRES_BENCH_OP(swiglu_backward)
+  ATTNRES_BENCH_OP(gelu_forward)
+  ATTNRES_BENCH_OP(gelu_backward)
+  ATTNRES_BENCH_OP(embedding_forward)
+  ATTNRES_BENCH_OP(embedding_backward)
+  ATTNRES_BENCH_OP(rope_forward)
+  ATTNRES_BENCH_OP(rope_backward)
+  ATTNRES_BENCH_OP(cross_entropy_fwd_bwd)
+  ATTNRES_BENCH_OP(causal_attention_forward)
+  ATTNRES_BENCH_OP(causal_attention_backward)
+  ATTNRES_BENCH_OP(attention_decode)
+  ATTNRES_BENCH_OP(adamw_step)
+  benchmark::AddCustomContext("blas", blas_description());
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}
