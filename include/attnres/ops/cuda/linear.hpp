@@ -1,13 +1,11 @@
 #pragma once
-// Linear, CUDA path: the three products of a layer as cuBLAS GEMMs (the transpose trick of
-// cuda/cublas.hpp). Contract: ops/linear.hpp, with device views. Row-major y = x Wᵀ is, in
-// cuBLAS's column-major view (a row-major matrix is its own transpose there):
-//   forward    yᵀ  = W xᵀ          gemm(T, N, m=N, n=M, k=K, A=W, B=x)
-//   dx        dxᵀ += Wᵀ dyᵀ        gemm(N, N, m=K, n=M, k=N, A=W, B=dy)
-//   dW        dWᵀ += xᵀ dy         gemm(N, T, m=K, n=N, k=M, A=x, B=dy)
+// Linear, CUDA path: the three products of a layer as cuBLAS GEMMs. Contract: ops/linear.hpp, with
+// device views. The row-major → column-major argument mapping (the transpose trick) is the plan
+// of ops/cuda/row/gemm_plan.hpp, which the CPU tests run through a plain column-major GEMM.
 
 #include <attnres/cuda/cublas.hpp>
 #include <attnres/ops/cuda/launch.hpp>
+#include <attnres/ops/cuda/row/gemm_plan.hpp>
 #include <attnres/ops/reference/linear.hpp>  // linear_detail::check_*
 
 namespace attnres::ops {
@@ -21,6 +19,14 @@ template <class T>
 const_matrix_view<T> shape_only_or_null(const_matrix_view<T, device_space> v) {
   return {v.data ? reinterpret_cast<const T*>(1) : nullptr, v.rows, v.cols, v.stride};  // only the null-ness is read
 }
+
+// Runs a plan on cuBLAS, every size checked against cuBLAS's int range first.
+template <class T>
+void run_gemm(const row::gemm_call<T>& g, const char* op) {
+  cuda::gemm(g.trans_a ? CUBLAS_OP_T : CUBLAS_OP_N, g.trans_b ? CUBLAS_OP_T : CUBLAS_OP_N, to_int(g.m, op, "m"),
+             to_int(g.n, op, "n"), to_int(g.k, op, "k"), T(1), g.A, to_int(g.lda, op, "a row stride"), g.B,
+             to_int(g.ldb, op, "a row stride"), g.beta, g.C, to_int(g.ldc, op, "a row stride"));
+}
 }  // namespace cuda_detail
 
 template <class T>
@@ -28,16 +34,17 @@ void linear_forward(backend::cuda, no_deduce<const_matrix_view<T, device_space>>
                     no_deduce<const_matrix_view<T, device_space>> W /*(N,K)*/, matrix_view<T, device_space> y /*(M,N)*/) {
   linear_detail::check_forward<T>(cuda_detail::shape_only<T>(x), cuda_detail::shape_only<T>(W),
                                   cuda_detail::shape_only<T>(y));
-  const int M = cuda_detail::to_int(x.rows, "linear_forward", "M"), K = cuda_detail::to_int(x.cols, "linear_forward", "K"),
-            N = cuda_detail::to_int(W.rows, "linear_forward", "N");
+  const index_t M = x.rows, K = x.cols, N = W.rows;
+  cuda_detail::to_int(M, "linear_forward", "M");
+  cuda_detail::to_int(K, "linear_forward", "K");
+  cuda_detail::to_int(N, "linear_forward", "N");
   if (M == 0 || N == 0) return;
   if (K == 0) {  // an empty sum: y = 0 (cuBLAS would leave C untouched)
     cuda::check(cudaMemset2D(y.data, y.stride * sizeof(T), 0, N * sizeof(T), M), "cudaMemset2D");
     return;
   }
-  cuda::gemm(CUBLAS_OP_T, CUBLAS_OP_N, N, M, K, T(1), W.data, cuda_detail::to_int(W.stride, "linear_forward", "stride"),
-             x.data, cuda_detail::to_int(x.stride, "linear_forward", "stride"), T(0), y.data,
-             cuda_detail::to_int(y.stride, "linear_forward", "stride"));
+  cuda_detail::run_gemm(row::linear_forward_plan<T>(x.data, x.stride, W.data, W.stride, y.data, y.stride, M, K, N),
+                        "linear_forward");
 }
 
 template <class T>
@@ -48,17 +55,17 @@ void linear_backward(backend::cuda, no_deduce<const_matrix_view<T, device_space>
   linear_detail::check_backward<T>(cuda_detail::shape_only<T>(x), cuda_detail::shape_only<T>(W),
                                    cuda_detail::shape_only<T>(dy), cuda_detail::shape_only_or_null<T>(dx),
                                    cuda_detail::shape_only_or_null<T>(dW));
-  const int M = cuda_detail::to_int(x.rows, "linear_backward", "M"), K = cuda_detail::to_int(x.cols, "linear_backward", "K"),
-            N = cuda_detail::to_int(W.rows, "linear_backward", "N");
+  const index_t M = x.rows, K = x.cols, N = W.rows;
+  cuda_detail::to_int(M, "linear_backward", "M");
+  cuda_detail::to_int(K, "linear_backward", "K");
+  cuda_detail::to_int(N, "linear_backward", "N");
   if (M == 0 || N == 0 || K == 0) return;  // every product is empty: nothing accumulates
   if (dx.data)
-    cuda::gemm(CUBLAS_OP_N, CUBLAS_OP_N, K, M, N, T(1), W.data, cuda_detail::to_int(W.stride, "linear_backward", "stride"),
-               dy.data, cuda_detail::to_int(dy.stride, "linear_backward", "stride"), T(1), dx.data,
-               cuda_detail::to_int(dx.stride, "linear_backward", "stride"));
+    cuda_detail::run_gemm(row::linear_dx_plan<T>(W.data, W.stride, dy.data, dy.stride, dx.data, dx.stride, M, K, N),
+                          "linear_backward");
   if (dW.data)
-    cuda::gemm(CUBLAS_OP_N, CUBLAS_OP_T, K, N, M, T(1), x.data, cuda_detail::to_int(x.stride, "linear_backward", "stride"),
-               dy.data, cuda_detail::to_int(dy.stride, "linear_backward", "stride"), T(1), dW.data,
-               cuda_detail::to_int(dW.stride, "linear_backward", "stride"));
+    cuda_detail::run_gemm(row::linear_dW_plan<T>(x.data, x.stride, dy.data, dy.stride, dW.data, dW.stride, M, K, N),
+                          "linear_backward");
 }
 
 ATTNRES_CUDA_REJECT_HOST_VIEWS(linear_forward)
