@@ -5,7 +5,7 @@
 //   cuda::device_tensor<T> (views: matrix_view<T, device_space>), cuda::upload / download / copy
 //   ops (backend::cuda overloads): depth attention (one-shot, two-phase stats + merge, backward),
 //   RMSNorm, cross-entropy / softmax, RoPE, causal attention, KV-cache decode, activations,
-//   AdamW, embedding, linear (cuBLAS).
+//   AdamW, embedding, linear (cuBLAS). LayerNorm is not ported: calling it is a static_assert.
 // Each kernel is a launch shell around __host__ __device__ row functions (ops/cuda/row/), which the
 // CPU test suite checks against the reference ops. See docs/cuda.md.
 
@@ -30,6 +30,7 @@
 #include <attnres/ops/cuda/cross_entropy.hpp>
 #include <attnres/ops/cuda/depth_attention.hpp>
 #include <attnres/ops/cuda/embedding.hpp>
+#include <attnres/ops/cuda/layer_norm.hpp>
 #include <attnres/ops/cuda/linear.hpp>
 #include <attnres/ops/cuda/rms_norm.hpp>
 #include <attnres/ops/cuda/rope.hpp>
