@@ -91,9 +91,7 @@ TEST_CASE("cuda row math: RoPE rotation per (token, head) equals the reference",
       ops::rope_forward(backend::reference{}, a.mat(), seq, H, pos0, 10000.0);
     else
       ops::rope_backward(backend::reference{}, a.mat(), seq, H, pos0, 10000.0);
-    for (index_t r = 0; r < B * seq; ++r)
-      for (index_t h = 0; h < H; ++h)
-        row::rope_rotate_head(b.mat().row(r) + h * Dh, Dh, static_cast<double>(pos0 + r % seq), 10000.0, sign);
+    for (index_t i = 0; i < B * seq * H; ++i) row::rope_thread(i, b.data(), H * Dh, seq, H, Dh, pos0, 10000.0, sign);
     REQUIRE_CLOSE(a.data(), b.data(), a.size(), 0.0, 0.0 + 1e-30);  // same operations: bit-identical
   }
 }
@@ -111,17 +109,13 @@ TEST_CASE("cuda row math: causal attention forward and backward equal the refere
   const auto dout = random_tensor<float>({R, HD}, gen);
   const float scale = 1.0f / std::sqrt(static_cast<float>(Dh));
 
+  // one call per GPU thread, exactly as the kernels run them (index maps included)
+  const row::attention_args<float> args{q.data(), k.data(), v.data(), HD, B, seq, H, Dh, scale};
+  const index_t threads = B * H * seq;
   tensor<float> o1({R, HD}), o2({R, HD}), p1({B, H, seq, seq}), p2({B, H, seq, seq});
+  p2.fill(-1.0f);  // every entry must be written, zeros above the diagonal included
   ops::causal_attention_forward(backend::reference{}, q.mat(), k.mat(), v.mat(), B, seq, H, o1.mat(), p1.data());
-  for (index_t b = 0; b < B; ++b)
-    for (index_t h = 0; h < H; ++h)
-      for (index_t i = 0; i < seq; ++i) {
-        float* P = p2.data() + ((b * H + h) * seq + i) * seq;
-        for (index_t j = i + 1; j < seq; ++j) P[j] = 0;
-        const index_t base = b * seq * HD + h * Dh;
-        row::attention_forward_row(q.data() + base + i * HD, k.data() + base, v.data() + base, HD, i + 1, Dh, scale,
-                                   o2.data() + base + i * HD, P);
-      }
+  for (index_t i = 0; i < threads; ++i) row::attention_forward_thread(i, args, o2.data(), HD, p2.data());
   REQUIRE_CLOSE(o1.data(), o2.data(), o1.size(), 1e-5, 1e-6);
   REQUIRE_CLOSE(p1.data(), p2.data(), p1.size(), 1e-5, 1e-7);
 
@@ -129,19 +123,10 @@ TEST_CASE("cuda row math: causal attention forward and backward equal the refere
   tensor<float> delta({B, H, seq});
   ops::causal_attention_backward(backend::reference{}, q.mat(), k.mat(), v.mat(), p1.data(), dout.mat(), B, seq, H,
                                  dq1.mat(), dk1.mat(), dv1.mat());
-  for (index_t b = 0; b < B; ++b)
-    for (index_t h = 0; h < H; ++h) {
-      const float* P = p1.data() + (b * H + h) * seq * seq;
-      float* dl = delta.data() + (b * H + h) * seq;
-      const index_t base = b * seq * HD + h * Dh;
-      for (index_t i = 0; i < seq; ++i)  // query pass
-        dl[i] = row::attention_backward_query_row(k.data() + base, v.data() + base, HD, i + 1, Dh, scale, P + i * seq,
-                                                  dout.data() + base + i * HD, dq2.data() + base + i * HD);
-      for (index_t j = 0; j < seq; ++j)  // key pass
-        row::attention_backward_key_row(q.data() + base, dout.data() + base, HD, P, dl, seq, j,
-                                        v.data() + base + j * HD, Dh, scale, dk2.data() + base + j * HD,
-                                        dv2.data() + base + j * HD);
-    }
+  for (index_t i = 0; i < threads; ++i)  // query pass (all of it runs before the key pass, as two launches)
+    row::attention_backward_query_thread(i, args, p1.data(), dout.data(), HD, dq2.data(), HD, delta.data());
+  for (index_t i = 0; i < threads; ++i)  // key pass
+    row::attention_backward_key_thread(i, args, p1.data(), dout.data(), delta.data(), dk2.data(), dv2.data(), HD);
   REQUIRE_CLOSE(dv1.data(), dv2.data(), dv1.size(), 1e-4, 1e-6);
   if (seq > 1) {
     REQUIRE_CLOSE(dq1.data(), dq2.data(), dq1.size(), 1e-4, 1e-6);
@@ -162,11 +147,8 @@ TEST_CASE("cuda row math: a decode step is the attention row over the cache", "[
   tensor<float> o1({B, HD}), o2({B, HD});
   ops::attention_decode(backend::reference{}, q.mat(), kc.data(), vc.data(), n, T_max, H, o1.mat());
   const float scale = 1.0f / std::sqrt(static_cast<float>(Dh));
-  for (index_t b = 0; b < B; ++b)
-    for (index_t h = 0; h < H; ++h)
-      row::attention_forward_row(q.mat().row(b) + h * Dh, kc.data() + b * T_max * HD + h * Dh,
-                                 vc.data() + b * T_max * HD + h * Dh, HD, n, Dh, scale, o2.mat().row(b) + h * Dh,
-                                 static_cast<float*>(nullptr));
+  for (index_t i = 0; i < B * H; ++i)
+    row::attention_decode_thread(i, q.data(), HD, kc.data(), vc.data(), n, T_max, H, Dh, scale, o2.data(), HD);
   REQUIRE_CLOSE(o1.data(), o2.data(), o1.size(), 1e-5, 1e-6);
 }
 
@@ -183,6 +165,15 @@ TEST_CASE("cuda row math: activations equal the reference", "[cuda][row][activat
   ops::swiglu_forward(backend::reference{}, gate.mat(), up.mat(), a1.mat());
   for (index_t i = 0; i < n; ++i) a2[i] = row::swiglu_forward_elem(gate[i], up[i]);
   REQUIRE_CLOSE(a1.data(), a2.data(), n, 1e-6, 1e-7);
+  {  // the element kernels' index map on a view with a padded row stride
+    tensor<float> padded({M, F + 2}), a3({M, F});
+    padded.fill(1e6f);  // the padding must never be read
+    for (index_t t = 0; t < M; ++t)
+      for (index_t f = 0; f < F; ++f) padded[t * (F + 2) + f] = gate[t * F + f];
+    for (index_t i = 0; i < n; ++i)
+      a3[i] = row::swiglu_forward_elem(padded[row::element_offset(i, F, F + 2)], up[row::element_offset(i, F, F)]);
+    REQUIRE_CLOSE(a1.data(), a3.data(), n, 0.0, 1e-30);
+  }
   ops::swiglu_backward(backend::reference{}, gate.mat(), up.mat(), dout.mat(), a1.mat(), b1.mat());
   for (index_t i = 0; i < n; ++i) row::swiglu_backward_elem(gate[i], up[i], dout[i], &a2[i], &b2[i]);
   REQUIRE_CLOSE(a1.data(), a2.data(), n, 1e-6, 1e-7);

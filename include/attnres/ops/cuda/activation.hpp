@@ -9,8 +9,8 @@
 namespace attnres::ops {
 
 namespace cuda_kernels {
-// Element i of a (rows, cols) view with the given row stride.
-__device__ inline index_t at(index_t i, index_t cols, index_t stride) { return (i / cols) * stride + i % cols; }
+using row::element_offset;
+__device__ inline index_t at(index_t i, index_t cols, index_t stride) { return element_offset(i, cols, stride); }
 
 template <class T>
 __global__ void swiglu_forward(const T* gate, index_t sg, const T* up, index_t su, index_t n, index_t F, T* out,

@@ -16,11 +16,7 @@ template <class T>
 __global__ void attention_decode(const T* q, index_t sq, const T* k_cache, const T* v_cache, index_t n, index_t T_max,
                                  index_t batch, index_t H, index_t Dh, T scale, T* out, index_t so) {
   const index_t i = blockIdx.x * index_t(blockDim.x) + threadIdx.x;
-  if (i >= batch * H) return;
-  const index_t b = i / H, h = i % H, HD = H * Dh;
-  const index_t cache = b * T_max * HD + h * Dh;
-  row::attention_forward_row(q + b * sq + h * Dh, k_cache + cache, v_cache + cache, HD, n, Dh, scale,
-                             out + b * so + h * Dh, static_cast<T*>(nullptr));
+  if (i < batch * H) row::attention_decode_thread(i, q, sq, k_cache, v_cache, n, T_max, H, Dh, scale, out, so);
 }
 }  // namespace cuda_kernels
 

@@ -14,53 +14,24 @@
 namespace attnres::ops {
 
 namespace cuda_kernels {
-// Thread i ↦ (b, h, r) with r the query (or key) row of sequence b, head h.
-struct bhr {
-  index_t b, h, r;
-};
-__device__ inline bhr split(index_t i, index_t H, index_t seq) {
-  return {i / (H * seq), (i / seq) % H, i % seq};
-}
-
 template <class T>
-__global__ void attention_forward(const T* q, const T* k, const T* v, index_t stride, index_t batch, index_t seq,
-                                  index_t H, index_t Dh, T scale, T* out, index_t so, T* probs) {
+__global__ void attention_forward(row::attention_args<T> a, T* out, index_t so, T* probs) {
   const index_t i = blockIdx.x * index_t(blockDim.x) + threadIdx.x;
-  if (i >= batch * H * seq) return;
-  const bhr x = split(i, H, seq);
-  const index_t base = x.b * seq * stride + x.h * Dh;  // row 0 of this sequence, this head
-  T* P = probs + ((x.b * H + x.h) * seq + x.r) * seq;   // (T) row r of this head's P
-  for (index_t j = x.r + 1; j < seq; ++j) P[j] = 0;
-  row::attention_forward_row(q + base + x.r * stride, k + base, v + base, stride, x.r + 1, Dh, scale,
-                             out + x.b * seq * so + x.h * Dh + x.r * so, P);
+  if (i < a.batch * a.H * a.seq) row::attention_forward_thread(i, a, out, so, probs);
 }
 
 template <class T>
-__global__ void attention_backward_queries(const T* k, const T* v, index_t stride, const T* probs, const T* dout,
-                                           index_t sd, index_t batch, index_t seq, index_t H, index_t Dh, T scale, T* dq,
+__global__ void attention_backward_queries(row::attention_args<T> a, const T* probs, const T* dout, index_t sd, T* dq,
                                            index_t sq, T* delta) {
   const index_t i = blockIdx.x * index_t(blockDim.x) + threadIdx.x;
-  if (i >= batch * H * seq) return;
-  const bhr x = split(i, H, seq);
-  const index_t base = x.b * seq * stride + x.h * Dh;
-  const T* P = probs + ((x.b * H + x.h) * seq + x.r) * seq;
-  delta[i] = row::attention_backward_query_row(k + base, v + base, stride, x.r + 1, Dh, scale, P,
-                                               dout + x.b * seq * sd + x.h * Dh + x.r * sd,
-                                               dq + x.b * seq * sq + x.h * Dh + x.r * sq);
+  if (i < a.batch * a.H * a.seq) row::attention_backward_query_thread(i, a, probs, dout, sd, dq, sq, delta);
 }
 
 template <class T>
-__global__ void attention_backward_keys(const T* q, const T* v, index_t stride, const T* probs, const T* dout,
-                                        const T* delta, index_t batch, index_t seq, index_t H, index_t Dh, T scale, T* dk,
+__global__ void attention_backward_keys(row::attention_args<T> a, const T* probs, const T* dout, const T* delta, T* dk,
                                         T* dv, index_t sg) {
   const index_t i = blockIdx.x * index_t(blockDim.x) + threadIdx.x;
-  if (i >= batch * H * seq) return;
-  const bhr x = split(i, H, seq);
-  const index_t base = x.b * seq * stride + x.h * Dh;  // q, v, dout share the stride (checked)
-  const index_t gbase = x.b * seq * sg + x.h * Dh + x.r * sg;
-  row::attention_backward_key_row(q + base, dout + base, stride, probs + (x.b * H + x.h) * seq * seq,
-                                  delta + (x.b * H + x.h) * seq, seq, x.r, v + base + x.r * stride, Dh, scale,
-                                  dk + gbase, dv + gbase);
+  if (i < a.batch * a.H * a.seq) row::attention_backward_key_thread(i, a, probs, dout, delta, dk, dv, sg);
 }
 }  // namespace cuda_kernels
 
@@ -78,9 +49,10 @@ void causal_attention_forward(backend::cuda, no_deduce<const_matrix_view<T, devi
                        "causal_attention_forward (cuda): q, k and v must share one row stride");
   if (batch == 0) return;
   const T scale = T(1) / std::sqrt(T(Dh));
+  const row::attention_args<T> args{q.data, k.data, v.data, q.stride, batch, seq_len, H, Dh, scale};
   cuda_kernels::attention_forward<T>
       <<<cuda_detail::grid_for(batch * H * seq_len, "causal_attention_forward"), cuda_detail::block_threads>>>(
-          q.data, k.data, v.data, q.stride, batch, seq_len, H, Dh, scale, out.data, out.stride, probs);
+          args, out.data, out.stride, probs);
   cuda::check_launch("causal_attention_forward kernel");
 }
 
@@ -102,14 +74,14 @@ void causal_attention_backward(backend::cuda, no_deduce<const_matrix_view<T, dev
   const T scale = T(1) / std::sqrt(T(Dh));
   const index_t rows = batch * H * seq_len;
   T* delta = static_cast<T*>(cuda_detail::scratch_buffer().get(static_cast<std::size_t>(rows) * sizeof(T)));  // (B,H,T)
+  const row::attention_args<T> args{q.data, k.data, v.data, q.stride, batch, seq_len, H, Dh, scale};
   cuda_kernels::attention_backward_queries<T>
       <<<cuda_detail::grid_for(rows, "causal_attention_backward"), cuda_detail::block_threads>>>(
-          k.data, v.data, k.stride, probs, dout.data, dout.stride, batch, seq_len, H, Dh, scale, dq.data, dq.stride,
-          delta);
+          args, probs, dout.data, dout.stride, dq.data, dq.stride, delta);
   cuda::check_launch("causal_attention_backward query kernel");
   cuda_kernels::attention_backward_keys<T>
       <<<cuda_detail::grid_for(rows, "causal_attention_backward"), cuda_detail::block_threads>>>(
-          q.data, v.data, q.stride, probs, dout.data, delta, batch, seq_len, H, Dh, scale, dk.data, dv.data, dk.stride);
+          args, probs, dout.data, delta, dk.data, dv.data, dk.stride);
   cuda::check_launch("causal_attention_backward key kernel");
 }
 

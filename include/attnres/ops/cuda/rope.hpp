@@ -13,9 +13,7 @@ template <class T>
 __global__ void rope_rotate(T* x, index_t stride, index_t rows, index_t seq_len, index_t H, index_t Dh, index_t pos0,
                             double theta, double sign) {
   const index_t i = blockIdx.x * index_t(blockDim.x) + threadIdx.x;
-  if (i >= rows * H) return;
-  const index_t r = i / H, h = i % H;
-  row::rope_rotate_head(x + r * stride + h * Dh, Dh, static_cast<double>(pos0 + r % seq_len), theta, sign);
+  if (i < rows * H) row::rope_thread(i, x, stride, seq_len, H, Dh, pos0, theta, sign);
 }
 }  // namespace cuda_kernels
 

@@ -6,6 +6,9 @@
 
 namespace attnres::ops::row {
 
+// Element i of a (rows, cols) view with row stride `stride`: the element kernels' index map.
+ATTNRES_HD inline index_t element_offset(index_t i, index_t cols, index_t stride) { return (i / cols) * stride + i % cols; }
+
 template <class T>
 ATTNRES_HD T sigmoid(T z) {
   return T(1) / (T(1) + exp(-z));

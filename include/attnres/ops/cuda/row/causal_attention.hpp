@@ -81,4 +81,71 @@ ATTNRES_HD void attention_backward_key_row(const T* q, const T* dout, index_t st
   }
 }
 
+// ---- one GPU thread each: the kernels' index maps, so the CPU tests cover them too ----------
+
+// q, k, v of a (B·T, H·Dh) layout that share one row stride, and the sizes.
+template <class T>
+struct attention_args {
+  const T* q;
+  const T* k;
+  const T* v;
+  index_t stride;
+  index_t batch, seq, H, Dh;
+  T scale;
+};
+
+// Thread i ↦ (sequence b, head h, row r), r the query (or key) row within the sequence.
+struct bhr {
+  index_t b, h, r;
+};
+ATTNRES_HD inline bhr split_bhr(index_t i, index_t H, index_t seq) { return {i / (H * seq), (i / seq) % H, i % seq}; }
+
+// Forward, thread i < batch·H·T: query row r of (b, h); writes out (row stride so) and row r of
+// this head's P (B,H,T,T), zeros above the diagonal.
+template <class T>
+ATTNRES_HD void attention_forward_thread(index_t i, const attention_args<T>& a, T* out, index_t so, T* probs) {
+  const bhr x = split_bhr(i, a.H, a.seq);
+  const index_t base = x.b * a.seq * a.stride + x.h * a.Dh;  // row 0 of this sequence, this head
+  T* P = probs + ((x.b * a.H + x.h) * a.seq + x.r) * a.seq;
+  for (index_t j = x.r + 1; j < a.seq; ++j) P[j] = 0;
+  attention_forward_row(a.q + base + x.r * a.stride, a.k + base, a.v + base, a.stride, x.r + 1, a.Dh, a.scale,
+                        out + x.b * a.seq * so + x.h * a.Dh + x.r * so, P);
+}
+
+// Backward query pass, thread i: dq of query row r (row stride sq), δ into delta[i] (B,H,T).
+template <class T>
+ATTNRES_HD void attention_backward_query_thread(index_t i, const attention_args<T>& a, const T* probs, const T* dout,
+                                                index_t sd, T* dq, index_t sq, T* delta) {
+  const bhr x = split_bhr(i, a.H, a.seq);
+  const index_t base = x.b * a.seq * a.stride + x.h * a.Dh;
+  const T* P = probs + ((x.b * a.H + x.h) * a.seq + x.r) * a.seq;
+  delta[i] = attention_backward_query_row(a.k + base, a.v + base, a.stride, x.r + 1, a.Dh, a.scale, P,
+                                          dout + x.b * a.seq * sd + x.h * a.Dh + x.r * sd,
+                                          dq + x.b * a.seq * sq + x.h * a.Dh + x.r * sq);
+}
+
+// Backward key pass, thread i: dk, dv of key row r (dk and dv share the row stride sg; dout has
+// the stride of q, k, v).
+template <class T>
+ATTNRES_HD void attention_backward_key_thread(index_t i, const attention_args<T>& a, const T* probs, const T* dout,
+                                              const T* delta, T* dk, T* dv, index_t sg) {
+  const bhr x = split_bhr(i, a.H, a.seq);
+  const index_t base = x.b * a.seq * a.stride + x.h * a.Dh;
+  const index_t g = x.b * a.seq * sg + x.h * a.Dh + x.r * sg;
+  attention_backward_key_row(a.q + base, dout + base, a.stride, probs + (x.b * a.H + x.h) * a.seq * a.seq,
+                             delta + (x.b * a.H + x.h) * a.seq, a.seq, x.r, a.v + base + x.r * a.stride, a.Dh, a.scale,
+                             dk + g, dv + g);
+}
+
+// Decode, thread i < batch·H: sequence b = i / H, head h = i % H over the n cached positions of
+// the dense (batch, T_max, H·Dh) caches.
+template <class T>
+ATTNRES_HD void attention_decode_thread(index_t i, const T* q, index_t sq, const T* k_cache, const T* v_cache, index_t n,
+                                        index_t T_max, index_t H, index_t Dh, T scale, T* out, index_t so) {
+  const index_t b = i / H, h = i % H, HD = H * Dh;
+  const index_t cache = b * T_max * HD + h * Dh;
+  attention_forward_row(q + b * sq + h * Dh, k_cache + cache, v_cache + cache, HD, n, Dh, scale, out + b * so + h * Dh,
+                        static_cast<T*>(nullptr));
+}
+
 }  // namespace attnres::ops::row

@@ -21,4 +21,13 @@ ATTNRES_HD void rope_rotate_head(T* x /*(Dh)*/, index_t Dh, double pos, double t
   }
 }
 
+// One GPU thread: thread i < rows·H rotates head h = i % H of row r = i / H, at position
+// pos0 + r mod T (rows are B·T tokens).
+template <class T>
+ATTNRES_HD void rope_thread(index_t i, T* x, index_t stride, index_t seq_len, index_t H, index_t Dh, index_t pos0,
+                            double theta, double sign) {
+  const index_t r = i / H, h = i % H;
+  rope_rotate_head(x + r * stride + h * Dh, Dh, static_cast<double>(pos0 + r % seq_len), theta, sign);
+}
+
 }  // namespace attnres::ops::row
