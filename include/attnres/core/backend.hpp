@@ -53,13 +53,14 @@ struct backend_traits<backend::cpu> {
   static constexpr bool available() { return true; }
 };
 
-// available() for cuda is a run-time question (is there a device?) answered by the CUDA
-// backend headers; without them the backend is declared but has nothing to run.
+// available() for cuda is a run-time question (is there a device?), defined by the CUDA
+// backend headers (<attnres/cuda.hpp>); host-only code that calls it fails to link.
 template <>
 struct backend_traits<backend::cuda> {
   using memory_space = device_space;
   static constexpr bool is_parallel = true;
   static constexpr bool uses_simd = false;
+  static bool available();
 };
 
 // A Backend is a tag with traits and a name.

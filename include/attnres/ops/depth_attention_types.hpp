@@ -15,10 +15,11 @@ using no_deduce = std::type_identity_t<X>;
 
 // A depth source: its values and its cached key-norm statistic 1/r, r = sqrt(mean_d v² + ε).
 // The statistic depends only on the source, so it is computed once when the source is made
-// and reused by every gather point that reads it.
-template <class T>
+// and reused by every gather point that reads it. Space is where the data lives (host for the
+// reference and cpu backends, device for CUDA; the pointers live in the same space).
+template <class T, class Space = host_space>
 struct depth_source {
-  const_matrix_view<T> value;  // (M,D)
+  const_matrix_view<T, Space> value;  // (M,D)
   const T* inv_rms;            // (M)
 };
 
@@ -34,21 +35,21 @@ struct depth_query {
 // per token, the max logit m, the sum of shifted exponentials ℓ = Σ_j e^{s_j − m}, the
 // unnormalised output o = Σ_j e^{s_j − m} v_j, and the logits themselves (kept so the full α
 // can be recovered after the merge).
-template <class T>
+template <class T, class Space = host_space>
 struct depth_stats {
-  matrix_view<T> o;       // (M,D)
-  T* m;                   // (M)
-  T* l;                   // (M)
-  matrix_view<T> logits;  // (n,M)
+  matrix_view<T, Space> o;       // (M,D)
+  T* m;                          // (M)
+  T* l;                          // (M)
+  matrix_view<T, Space> logits;  // (n,M)
 };
 
 // One gather point in the backward pass, restricted to the sources being differentiated.
-template <class T>
+template <class T, class Space = host_space>
 struct depth_query_grad {
   depth_query<T> q;
-  const_matrix_view<T> alpha;  // (n,M)  this point's weights of *these* sources
-  const T* c;                  // (M)    c_t = dh_t · h_t, with h the point's full output
-  const_matrix_view<T> dh;     // (M,D)  ∂ℒ/∂h
+  const_matrix_view<T, Space> alpha;  // (n,M)  this point's weights of *these* sources
+  const T* c;                         // (M)    c_t = dh_t · h_t, with h the point's full output
+  const_matrix_view<T, Space> dh;     // (M,D)  ∂ℒ/∂h
   T* dw;                       // (D)    accumulated
   T* dg;                       // (D)    accumulated
 };

@@ -45,9 +45,10 @@ void causal_attention_forward(backend::reference, no_deduce<const_matrix_view<T>
                               no_deduce<const_matrix_view<T>> k /*(B·T, H·Dh)*/,
                               no_deduce<const_matrix_view<T>> v /*(B·T, H·Dh)*/, index_t batch, index_t seq_len,
                               index_t H, matrix_view<T> out /*(B·T, H·Dh)*/, T* probs /*(B, H, T, T)*/) {
-  const index_t Dh =
-      detail::attention_check("causal_attention_forward", batch, seq_len, H,
-                              {{"q", q.rows, q.cols}, {"k", k.rows, k.cols}, {"v", v.rows, v.cols}, {"out", out.rows, out.cols}});
+  // (a named list, not a braced argument: nvcc's front end mangles the latter)
+  const std::initializer_list<detail::view_shape> views = {
+      {"q", q.rows, q.cols}, {"k", k.rows, k.cols}, {"v", v.rows, v.cols}, {"out", out.rows, out.cols}};
+  const index_t Dh = detail::attention_check("causal_attention_forward", batch, seq_len, H, views);
   expects<shape_error>(probs != nullptr || batch == 0, "causal_attention_forward: probs is null");
   const T scale = T(1) / std::sqrt(T(Dh));
   for (index_t b = 0; b < batch; ++b)
@@ -87,10 +88,10 @@ void causal_attention_backward(backend::reference, no_deduce<const_matrix_view<T
                                no_deduce<const_matrix_view<T>> dout /*(B·T, H·Dh)*/, index_t batch, index_t seq_len,
                                index_t H, matrix_view<T> dq /*(B·T, H·Dh)*/, matrix_view<T> dk /*(B·T, H·Dh)*/,
                                matrix_view<T> dv /*(B·T, H·Dh)*/) {
-  const index_t Dh = detail::attention_check("causal_attention_backward", batch, seq_len, H,
-                              {{"q", q.rows, q.cols}, {"k", k.rows, k.cols}, {"v", v.rows, v.cols},
-                               {"dout", dout.rows, dout.cols}, {"dq", dq.rows, dq.cols}, {"dk", dk.rows, dk.cols},
-                               {"dv", dv.rows, dv.cols}});
+  const std::initializer_list<detail::view_shape> views = {
+      {"q", q.rows, q.cols},     {"k", k.rows, k.cols},     {"v", v.rows, v.cols}, {"dout", dout.rows, dout.cols},
+      {"dq", dq.rows, dq.cols}, {"dk", dk.rows, dk.cols}, {"dv", dv.rows, dv.cols}};
+  const index_t Dh = detail::attention_check("causal_attention_backward", batch, seq_len, H, views);
   expects<shape_error>(probs != nullptr || batch == 0, "causal_attention_backward: probs is null");
   const T scale = T(1) / std::sqrt(T(Dh));
   for (index_t r = 0; r < q.rows; ++r)
