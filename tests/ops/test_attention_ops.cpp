@@ -370,6 +370,11 @@ TEST_CASE("attention ops refuse bad shapes, naming the problem", "[ops][attentio
     REQUIRE_THROWS_WITH(ops::rope_forward(be, x.mat(), 3, 3, 0, 10000.0),
                         contains("x has 4 rows, which is not a multiple of T = 3"));
     REQUIRE_THROWS_AS(ops::rope_forward(be, x.mat(), 2, 3, 0, -1.0), attnres::config_error);
+    tensor<float> xe({4, 8});  // H = 2 → Dh = 4
+    REQUIRE_THROWS_WITH(ops::rope_forward(be, xe.mat(), 2, 2, -1, 10000.0),
+                        contains("rope_forward: the first position -1 is negative"));
+    REQUIRE_THROWS_WITH(ops::rope_backward(be, xe.mat(), 2, 2, -3, 10000.0),
+                        contains("rope_backward: the first position -3 is negative"));
 
     tensor<float> q({8, 8}), k({8, 6}), v({8, 8}), out({8, 8}), probs({2 * 2 * 4 * 4});
     tensor<float> dq({8, 8}), dk({8, 8}), dv({8, 8});

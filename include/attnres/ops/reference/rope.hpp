@@ -51,6 +51,7 @@ void rope_rotate_reference(matrix_view<T> x /*(B·T, H·Dh)*/, index_t seq_len, 
 template <class T>
 void rope_forward(backend::reference, matrix_view<T> x /*(B·T, H·Dh)*/, index_t seq_len, index_t H, index_t pos0,
                   double theta) {
+  expects<shape_error>(pos0 >= 0, "rope_forward: the first position ", pos0, " is negative");
   const index_t Dh = detail::rope_check("rope_forward", "x", x.rows, x.cols, seq_len, H, theta);
   detail::rope_rotate_reference(x, seq_len, H, Dh, pos0, theta, +1.0);
 }
@@ -59,6 +60,7 @@ void rope_forward(backend::reference, matrix_view<T> x /*(B·T, H·Dh)*/, index_
 template <class T>
 void rope_backward(backend::reference, matrix_view<T> dx /*(B·T, H·Dh)*/, index_t seq_len, index_t H, index_t pos0,
                    double theta) {
+  expects<shape_error>(pos0 >= 0, "rope_backward: the first position ", pos0, " is negative");
   const index_t Dh = detail::rope_check("rope_backward", "dx", dx.rows, dx.cols, seq_len, H, theta);
   detail::rope_rotate_reference(dx, seq_len, H, Dh, pos0, theta, -1.0);
 }
