@@ -424,14 +424,7 @@ int ablate_main(int argc, char** argv) {
     o.threads = a.integer("threads", 0, 1024);
     o.cfg = model_config_from(a);
     auto& opt = o.opt;
-    opt.seq = a.integer("seq", 1, 1 << 16);
-    opt.batch = a.integer("batch", 1, 1 << 16);
-    opt.accum = static_cast<int>(a.integer("accum", 1, 1 << 16));
-    opt.steps = a.integer("steps", 1);
-    opt.lr = a.number("lr", 1e-12, 10);
-    opt.warmup = a.integer("warmup", -1);
-    opt.weight_decay = a.number("weight-decay", 0, 10);
-    opt.grad_clip = a.number("grad-clip", 0);
+    read_batch_and_optimizer_options(a, opt);
     opt.eval_windows = a.integer("eval-windows", 1);
     opt.log_every = a.integer("log-every", 1);
     opt.validate();

@@ -77,6 +77,18 @@ inline std::string mlp_from(const args& a) {
   return mlp;
 }
 
+// --seq --batch --accum --steps --lr --warmup --weight-decay --grad-clip into opt (train, ablate)
+inline void read_batch_and_optimizer_options(const args& a, train::train_options& opt) {
+  opt.seq = a.integer("seq", 1, 1 << 16);
+  opt.batch = a.integer("batch", 1, 1 << 16);
+  opt.accum = static_cast<int>(a.integer("accum", 1, 1 << 16));
+  opt.steps = a.integer("steps", 1);
+  opt.lr = a.number("lr", 1e-12, 10);
+  opt.warmup = a.integer("warmup", -1);
+  opt.weight_decay = a.number("weight-decay", 0, 10);
+  opt.grad_clip = a.number("grad-clip", 0);
+}
+
 // The architecture --residual / --blocks / --mlp name (blocks: N for block, L for full, 0 for sum).
 inline architecture architecture_from(const args& a, const model_config& cfg) {
   architecture arch;

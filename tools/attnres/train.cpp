@@ -37,14 +37,7 @@ int train_main(int argc, char** argv) {
   return run_command(a, argc, argv, [&] {
     apply_threads(a);
     train::train_options opt;
-    opt.seq = a.integer("seq", 1, 1 << 16);
-    opt.batch = a.integer("batch", 1, 1 << 16);
-    opt.accum = static_cast<int>(a.integer("accum", 1, 1 << 16));
-    opt.steps = a.integer("steps", 1);
-    opt.lr = a.number("lr", 1e-12, 10);
-    opt.warmup = a.integer("warmup", -1);
-    opt.weight_decay = a.number("weight-decay", 0, 10);
-    opt.grad_clip = a.number("grad-clip", 0);
+    read_batch_and_optimizer_options(a, opt);
     opt.seed = static_cast<std::uint64_t>(a.integer("seed", 0));
     opt.eval_every = a.integer("eval-every", 0);
     opt.eval_windows = a.integer("eval-windows", 1);
