@@ -133,7 +133,7 @@ struct traffic {
 
 template <class P>
 double traffic_floats_per_token(mode m) {
-  const bool keep = m != mode::inference, bwd = m == mode::fwd_bwd;
+  const bool bwd = m == mode::fwd_bwd;
   traffic t;
   if constexpr (std::is_same_v<P, attnres::Sum>) {
     // forward: begin allocates stream + scratch, copies x0, checks it; gather copies the stream;
@@ -147,12 +147,9 @@ double traffic_floats_per_token(mode m) {
     }
   } else if constexpr (std::is_same_v<P, attnres::FullAttnRes>) {
     // forward: begin/push copy the source into the cache and compute its 1/r; gather l runs the
-    // one-shot forward over l sources (+ copies h when keeping it).
+    // one-shot forward over l sources (training keeps a view of h, not a copy).
     for (int j = 0; j <= kL; ++j) t.copy_rows(), t.key_norm();
-    for (int l = 1; l <= kL + 1; ++l) {
-      t.forward(l);
-      if (keep) t.copy_rows();
-    }
+    for (int l = 1; l <= kL + 1; ++l) t.forward(l);
     if (bwd) {  // zero L+1 source gradients; per point c = dh·h and the backward over l sources
       t.rows(kL + 1), t.scalars(1);
       for (int l = kL + 1; l >= 1; --l) t.row_dots(), t.backward(l, 1);
@@ -165,25 +162,21 @@ double traffic_floats_per_token(mode m) {
     for (int l = 1; l <= kL; ++l) {
       const int i = (l - 1) % S, nb = (l - 1) / S + 1;
       if (i == 0) {
-        if (l > 1) t.copy_rows(), t.key_norm();  // close the previous block
-        t.stats(nb, S);                          // Phase 1 for the block's S queries
+        if (l > 1) t.key_norm();  // close the previous block (the last push wrote b_n)
+        t.stats(nb, S);           // Phase 1 for the block's S queries
       } else {
-        t.key_norm();  // 1/r of the partial sum
-        if (keep) t.copy_rows(), t.scalars(2);  // snapshot of the partial and its 1/r
+        t.key_norm();  // 1/r of the partial sum (training: in its own slot, no snapshot copy)
       }
-      t.merge(nb, i > 0);  // Phase 2
-      if (keep) t.copy_rows();
+      t.merge(nb, i > 0);  // Phase 2 (training keeps a view of h, not a copy)
     }
-    t.copy_rows(), t.key_norm(), t.forward(N + 1);  // output: close the last block, one-shot over N+1
-    if (keep) t.copy_rows();
-    for (int l = 1; l <= kL; ++l) t.rows((l - 1) % S == 0 ? 2 : 3);  // push: copy or add into the partial
+    t.key_norm(), t.forward(N + 1);  // output: close the last block, one-shot over N+1
+    for (int l = 1; l <= kL; ++l) t.rows((l - 1) % S == 0 ? 2 : 3);  // push: copy v, or partial + v
     if (bwd) {
       t.rows(N + 2);  // zero N+1 block gradients, allocate dpartial
       t.scalars(1), t.row_dots(), t.backward(N + 1, 1);  // the output point
       for (int l = kL; l >= 1; --l) {
         const int i = (l - 1) % S, nb = (l - 1) / S + 1;
-        if (i == S - 1) t.copy_rows();  // source_grad: the block gradient starts dpartial
-        t.copy_rows();                  // source_grad: dpartial -> dv
+        t.copy_rows();  // source_grad: dpartial -> dv (a block's last sublayer swaps ∂ℒ/∂b_n in first)
         t.copy_rows(), t.row_dots();    // gather_backward: keep dh, c = dh·h
         if (i > 0)
           t.backward(1, 1);  // Phase 2 backward into the partial
@@ -217,8 +210,12 @@ void bm_policy(benchmark::State& state, mode md) {
     return t;
   };
   const tensor<T> x0 = normal(1.0), offset = normal(1.0), dh = normal(1.0);
-  tensor<T> h({kM, kD}), v({kM, kD}), dv({kM, kD});
+  tensor<T> v({kM, kD}), dv({kM, kD});
   const bool keep = md != mode::inference, bwd = md == mode::fwd_bwd;
+  // Training keeps every gather output (as a model does: its sublayers' backward needs them, and
+  // the policies read them in place); inference reuses one buffer.
+  std::vector<tensor<T>> hs(keep ? kL + 1 : 1, tensor<T>({kM, kD}));
+  auto h_at = [&](int l) -> tensor<T>& { return hs[keep ? l - 1 : 0]; };
 
   // One pass; returns the seconds spent inside the policy's calls.
   auto pass = [&]() {
@@ -227,15 +224,15 @@ void bm_policy(benchmark::State& state, mode md) {
     auto lap = [&]() { seconds += std::chrono::duration<double>(clock::now() - t0).count(); };
     r.begin(cache, x0.mat(), keep);
     for (int l = 1; l <= kL; ++l) {
-      r.gather(params, cache, l, h.mat());
+      r.gather(params, cache, l, h_at(l).mat());
       lap();
       // the sublayer stand-in, not timed: v = h + offset
-      for (idx k = 0; k < h.size(); ++k) h.data()[k] += offset.data()[k];
-      std::swap(h, v);
+      const tensor<T>& h = h_at(l);
+      for (idx k = 0; k < h.size(); ++k) v.data()[k] = h.data()[k] + offset.data()[k];
       t0 = clock::now();
       r.push(cache, l, v.mat());
     }
-    r.gather(params, cache, kL + 1, h.mat());
+    r.gather(params, cache, kL + 1, h_at(kL + 1).mat());
     if (bwd) {
       r.begin_backward(cache);
       r.gather_backward(params, cache, kL + 1, dh.mat(), grads);
@@ -246,7 +243,7 @@ void bm_policy(benchmark::State& state, mode md) {
       r.source_grad(cache, 0, dv.mat());
     }
     lap();
-    benchmark::DoNotOptimize(h.data());
+    benchmark::DoNotOptimize(h_at(kL + 1).data());
     benchmark::DoNotOptimize(dv.data());
     benchmark::ClobberMemory();
     return seconds;

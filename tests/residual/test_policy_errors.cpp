@@ -111,3 +111,29 @@ TEMPLATE_TEST_CASE("calls out of the contract's order are refused", "[residual][
   policy.gather(params, cache, 3, h.mat());
   REQUIRE_THROWS_WITH(policy.begin_backward(cache), contains("keep_for_backward = false"));
 }
+
+TEMPLATE_TEST_CASE("a gather output changed before its backward is refused, not silently used", "[residual][errors]",
+                   FullAttnRes, BlockAttnRes<2>) {
+  // In training the policies read each gather output again in the backward, in place (the
+  // caller keeps it for its sublayer's backward anyway). Reusing the buffer breaks that contract.
+  using P = typename TestType::template with<float>;
+  const P policy({.n_sublayers = 2, .d_model = 3});
+  auto params = policy.init_params();
+  auto grads = policy.zero_grads();
+  typename P::Cache cache;
+  tensor<float> x0({4, 3}), h({4, 3}), h_out({4, 3}), v({4, 3}), dv({4, 3});
+  x0.fill(1.0f);
+  v.fill(-3.0f);
+  policy.begin(cache, x0.mat());
+  policy.gather(params, cache, 1, h.mat());
+  policy.push(cache, 1, v.mat());
+  policy.gather(params, cache, 2, h.mat());  // overwrites the output of gather point 1
+  policy.push(cache, 2, v.mat());
+  policy.gather(params, cache, 3, h_out.mat());
+  policy.begin_backward(cache);
+  policy.gather_backward(params, cache, 3, h_out.mat(), grads);
+  policy.source_grad(cache, 2, dv.mat());
+  policy.gather_backward(params, cache, 2, dv.mat(), grads);  // its output is still in h: fine
+  policy.source_grad(cache, 1, dv.mat());
+  REQUIRE_THROWS_AS(policy.gather_backward(params, cache, 1, dv.mat(), grads), attnres::usage_error);
+}

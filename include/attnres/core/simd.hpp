@@ -18,34 +18,47 @@ template <class T>
 inline constexpr index_t width = static_cast<index_t>(batch<T>::size);
 
 // Σ_d a[d]·b[d]
+// Four accumulators: an FMA's result is ready only ~4 cycles later and two can start per cycle,
+// so one accumulator would leave the FMA units idle most of the time (a dot is a dependency
+// chain through its accumulator; out-of-order execution cannot overlap it).
 template <class T>
 inline T dot(const T* a, const T* b, index_t n) {
+  using B = batch<T>;
   constexpr index_t W = width<T>;
-  batch<T> acc0(T(0)), acc1(T(0));  // two accumulators hide the FMA latency
+  B acc0(T(0)), acc1(T(0)), acc2(T(0)), acc3(T(0));
   index_t d = 0;
-  for (; d + 2 * W <= n; d += 2 * W) {
-    acc0 = xsimd::fma(batch<T>::load_unaligned(a + d), batch<T>::load_unaligned(b + d), acc0);
-    acc1 = xsimd::fma(batch<T>::load_unaligned(a + d + W), batch<T>::load_unaligned(b + d + W), acc1);
+  for (; d + 4 * W <= n; d += 4 * W) {
+    acc0 = xsimd::fma(B::load_unaligned(a + d), B::load_unaligned(b + d), acc0);
+    acc1 = xsimd::fma(B::load_unaligned(a + d + W), B::load_unaligned(b + d + W), acc1);
+    acc2 = xsimd::fma(B::load_unaligned(a + d + 2 * W), B::load_unaligned(b + d + 2 * W), acc2);
+    acc3 = xsimd::fma(B::load_unaligned(a + d + 3 * W), B::load_unaligned(b + d + 3 * W), acc3);
   }
-  for (; d + W <= n; d += W)
-    acc0 = xsimd::fma(batch<T>::load_unaligned(a + d), batch<T>::load_unaligned(b + d), acc0);
-  T s = xsimd::hadd(acc0 + acc1);
+  for (; d + W <= n; d += W) acc0 = xsimd::fma(B::load_unaligned(a + d), B::load_unaligned(b + d), acc0);
+  T s = xsimd::hadd((acc0 + acc1) + (acc2 + acc3));
   for (; d < n; ++d) s += a[d] * b[d];
   return s;
 }
 
-// (Σ_d v[d]·a[d], Σ_d v[d]·b[d]): two dot products sharing one read of v
+// (Σ_d v[d]·a[d], Σ_d v[d]·b[d]): two dot products sharing one read of v, two accumulators each
 template <class T>
 inline std::pair<T, T> dot2(const T* v, const T* a, const T* b, index_t n) {
+  using B = batch<T>;
   constexpr index_t W = width<T>;
-  batch<T> acc_a(T(0)), acc_b(T(0));
+  B acc_a0(T(0)), acc_a1(T(0)), acc_b0(T(0)), acc_b1(T(0));
   index_t d = 0;
-  for (; d + W <= n; d += W) {
-    const auto vv = batch<T>::load_unaligned(v + d);
-    acc_a = xsimd::fma(vv, batch<T>::load_unaligned(a + d), acc_a);
-    acc_b = xsimd::fma(vv, batch<T>::load_unaligned(b + d), acc_b);
+  for (; d + 2 * W <= n; d += 2 * W) {
+    const B v0 = B::load_unaligned(v + d), v1 = B::load_unaligned(v + d + W);
+    acc_a0 = xsimd::fma(v0, B::load_unaligned(a + d), acc_a0);
+    acc_b0 = xsimd::fma(v0, B::load_unaligned(b + d), acc_b0);
+    acc_a1 = xsimd::fma(v1, B::load_unaligned(a + d + W), acc_a1);
+    acc_b1 = xsimd::fma(v1, B::load_unaligned(b + d + W), acc_b1);
   }
-  T sa = xsimd::hadd(acc_a), sb = xsimd::hadd(acc_b);
+  for (; d + W <= n; d += W) {
+    const B v0 = B::load_unaligned(v + d);
+    acc_a0 = xsimd::fma(v0, B::load_unaligned(a + d), acc_a0);
+    acc_b0 = xsimd::fma(v0, B::load_unaligned(b + d), acc_b0);
+  }
+  T sa = xsimd::hadd(acc_a0 + acc_a1), sb = xsimd::hadd(acc_b0 + acc_b1);
   for (; d < n; ++d) {
     sa += v[d] * a[d];
     sb += v[d] * b[d];
@@ -109,6 +122,16 @@ inline void add(const T* x, T* y, index_t n) {
   for (; d + W <= n; d += W)
     (batch<T>::load_unaligned(y + d) + batch<T>::load_unaligned(x + d)).store_unaligned(y + d);
   for (; d < n; ++d) y[d] += x[d];
+}
+
+// out = a + b   (out may be a or b)
+template <class T>
+inline void add_to(const T* a, const T* b, T* out, index_t n) {
+  constexpr index_t W = width<T>;
+  index_t d = 0;
+  for (; d + W <= n; d += W)
+    (batch<T>::load_unaligned(a + d) + batch<T>::load_unaligned(b + d)).store_unaligned(out + d);
+  for (; d < n; ++d) out[d] = a[d] + b[d];
 }
 
 }  // namespace attnres::simd

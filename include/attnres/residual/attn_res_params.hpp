@@ -8,7 +8,9 @@
 #include <attnres/ops/depth_attention.hpp>
 #include <attnres/residual/residual_policy.hpp>
 
+#include <cstdint>
 #include <string>
+#include <string_view>
 #include <type_traits>
 
 namespace attnres {
@@ -71,13 +73,52 @@ void check_view(std::string_view who, std::string_view what, index_t M, index_t 
 
 // Computes the key-norm statistic of a source and refuses NaN/Inf: a non-finite r means the
 // source row has a NaN or Inf (or overflows), which would silently poison every later α.
-template <class T, class Backend>
-void key_norm_or_throw(Backend b, std::string_view who, const std::string& what,
-                       std::type_identity_t<const_matrix_view<T>> v, T eps,
-                       T* inv_rms) {
+// `what` names the source: a string, or a callable returning one, called only on failure (so
+// the per-call cost on the decode path is the statistic, not building a message).
+template <class T, class Backend, class What>
+void key_norm_or_throw(Backend b, std::string_view who, const What& what,
+                       std::type_identity_t<const_matrix_view<T>> v, T eps, T* inv_rms) {
   const index_t bad = ops::key_norm_stats(b, v, eps, inv_rms);
-  expects<numeric_error>(bad < 0, who, ": ", what, " contains NaN or Inf (token ", bad, ")");
+  if (bad < 0) return;
+  if constexpr (std::is_invocable_v<const What&>)
+    throw numeric_error(detail::concat(who, ": ", what(), " contains NaN or Inf (token ", bad, ")"));
+  else
+    throw numeric_error(detail::concat(who, ": ", what, " contains NaN or Inf (token ", bad, ")"));
 }
+
+// A gather output the policy reads again in the backward (c = dh·h). In training the caller
+// keeps every h_l anyway (its sublayer's backward needs it), so the policy keeps a view, not a
+// copy. The contract says: leave h_l unchanged until gather_backward(l); a fingerprint of three
+// rows (bitwise) turns a broken contract into an error instead of wrong gradients.
+template <class T>
+class kept_view {
+ public:
+  void keep(const_matrix_view<T> v) {
+    view_ = v;
+    print_ = fingerprint(v);
+  }
+  const_matrix_view<T> get(std::string_view who, int l) const {
+    expects<usage_error>(fingerprint(view_) == print_, who, ": the output of gather(", l,
+                         ") changed before gather_backward(", l,
+                         "); with keep_for_backward the caller must keep each gather output unchanged until its "
+                         "backward (the policy reads it there)");
+    return view_;
+  }
+
+ private:
+  static std::uint64_t fingerprint(const_matrix_view<T> v) {
+    std::uint64_t f = 1469598103934665603ull;  // FNV-1a over the bytes of rows 0, M/2, M-1
+    if (v.rows == 0) return f;
+    for (const index_t r : {index_t(0), v.rows / 2, v.rows - 1}) {
+      const auto* bytes = reinterpret_cast<const unsigned char*>(v.row(r));
+      for (std::size_t i = 0; i < static_cast<std::size_t>(v.cols) * sizeof(T); ++i)
+        f = (f ^ bytes[i]) * 1099511628211ull;
+    }
+    return f;
+  }
+  const_matrix_view<T> view_{};
+  std::uint64_t print_ = 0;
+};
 
 }  // namespace detail
 }  // namespace attnres

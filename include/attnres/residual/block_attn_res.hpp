@@ -22,8 +22,10 @@
 #include <attnres/residual/call_sequence.hpp>
 #include <attnres/residual/residual_policy.hpp>
 
+#include <span>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace attnres {
@@ -50,21 +52,34 @@ class BlockAttnRes<N>::with {
     std::vector<tensor<T>> block;          // N+1 × (M,D)  b_0 = x0, completed block sums b_1..b_N
     std::vector<tensor<T>> block_inv_rms;  // N+1 × (M)
     int completed = 0;                     // blocks b_0 .. b_{completed-1} are complete
-    tensor<T> partial;                     // (M,D)  b_n^i of the current block
+    bool block_pending = false;            // b_completed is summed but not yet key-normed
+    // The partial sum b_n^i of the current block. Inference keeps one running buffer; training
+    // writes each b_n^i into its own slot (partial_at, indexed by the gather point that reads
+    // it), so the backward finds it there without a copy.
+    tensor<T> partial;                     // (M,D)  inference
     tensor<T> partial_inv_rms;             // (M)
+    std::vector<tensor<T>> partial_at;     // L × (M,D)  training: b_n^i as read by gather point l (i ≥ 1)
+    std::vector<tensor<T>> partial_at_inv_rms;  // L × (M)
+    const_matrix_view<T> partial_now{};    // the current b_n^i (one of the buffers above)
     bool has_partial = false;
     // Phase-1 statistics of the current block's S gather points.
     std::vector<tensor<T>> stat_o, stat_m, stat_l, stat_logits;  // S × (M,D), (M), (M), (N,M)
     std::vector<tensor<T>> alpha;          // L+1 × (n_sources(l), M)
-    // Kept for the backward (keep_for_backward): gather outputs and partial snapshots.
-    std::vector<tensor<T>> h;              // L+1 × (M,D)
-    std::vector<tensor<T>> partial_at;     // L × (M,D)  b_n^i as read by gather point l (i ≥ 1)
-    std::vector<tensor<T>> partial_at_inv_rms;  // L × (M)
+    std::vector<detail::kept_view<T>> h;   // L+1  gather outputs, kept by the caller (training)
     // Backward state.
     std::vector<tensor<T>> dblock;         // N+1 × (M,D)  ∂ℒ/∂b_j
     tensor<T> dpartial;                    // (M,D)  running ∂ℒ/∂v for the current block
     std::vector<tensor<T>> dh_block;       // S × (M,D)  upstream gradients of the current block
     std::vector<tensor<T>> c_block;        // S × (M)    dh·h of the current block's points
+    tensor<T> c_out;                       // (M)        dh·h of the output
+    // Argument lists of the ops, reused so that a call allocates nothing (decode runs them
+    // once per token).
+    std::vector<ops::depth_source<T>> sources;
+    std::vector<ops::depth_query<T>> queries;
+    std::vector<ops::depth_stats<T>> stats;
+    std::vector<ops::depth_query_grad<T>> points;
+    std::vector<matrix_view<T>> dsources;
+    std::vector<T> unused_dg;              // (D)  dg sink when the key gains are not learned
     detail::call_sequence seq;
   };
 
@@ -112,8 +127,6 @@ class BlockAttnRes<N>::with {
       for (int l = 1; l <= L + 1; ++l) c.alpha.emplace_back(std::vector<index_t>{n_sources(l), M});
     }
     c.h.resize(keep_for_backward ? static_cast<std::size_t>(L + 1) : 0);
-    for (auto& h : c.h)
-      if (h.rows() != M) h = tensor<T>({M, D});
     c.partial_at.resize(keep_for_backward ? static_cast<std::size_t>(L) : 0);
     c.partial_at_inv_rms.resize(c.partial_at.size());
     for (int l = 1; l <= static_cast<int>(c.partial_at.size()); ++l)
@@ -124,6 +137,7 @@ class BlockAttnRes<N>::with {
     copy(x0, c.block[0].mat());
     detail::key_norm_or_throw(Backend{}, label(), "the embedding x0", x0, T(cfg_.norm_eps), c.block_inv_rms[0].data());
     c.completed = 1;
+    c.block_pending = false;
     c.has_partial = false;
     c.seq.begin(label(), L, keep_for_backward);
   }
@@ -135,42 +149,43 @@ class BlockAttnRes<N>::with {
     const int L = cfg_.n_sublayers;
     const bool keep = c.seq.keep_for_backward();
     if (l == L + 1) {
-      close_block(c, l);
-      const auto src = completed_sources(c);
-      ops::depth_attention_forward(Backend{}, std::span<const ops::depth_source<T>>(src), p.at(l), h,
-                                   c.alpha[l - 1].mat());
+      if (c.block_pending) close_block(c, l);
+      ops::depth_attention_forward(Backend{}, completed_sources(c), p.at(l), h, c.alpha[l - 1].mat());
     } else {
       const int i = (l - 1) % S_;
       if (i == 0) {
-        if (c.has_partial) close_block(c, l);
+        if (c.block_pending) close_block(c, l);
         phase1(p, c, l);
       }
       ops::depth_source<T> part{};
       if (i > 0) {
-        detail::key_norm_or_throw(Backend{}, label(), partial_name(l), c.partial.mat(), T(cfg_.norm_eps),
-                                  c.partial_inv_rms.data());
-        part = {c.partial.mat(), c.partial_inv_rms.data()};
-        if (keep) {
-          copy(c.partial.mat(), c.partial_at[l - 1].mat());
-          std::copy(c.partial_inv_rms.begin(), c.partial_inv_rms.end(), c.partial_at_inv_rms[l - 1].begin());
-        }
+        T* inv_rms = keep ? c.partial_at_inv_rms[l - 1].data() : c.partial_inv_rms.data();
+        detail::key_norm_or_throw(Backend{}, label(), [&] { return partial_name(l); }, c.partial_now,
+                                  T(cfg_.norm_eps), inv_rms);
+        part = {c.partial_now, inv_rms};
       }
       ops::depth_attention_merge(Backend{}, stats(c, i), i > 0 ? &part : nullptr, p.at(l), h, c.alpha[l - 1].mat());
     }
-    if (keep) copy(const_matrix_view<T>(h), c.h[l - 1].mat());
+    if (keep) c.h[l - 1].keep(const_matrix_view<T>(h));
   }
 
+  // b_n^{i+1} = b_n^i + v, written where its reader will look: the next gather point's slot
+  // (training), the running buffer (inference), or b_n itself after the block's last sublayer.
   void push(Cache& c, int l, const_matrix_view<T> v /*(M,D)*/) const {
     c.seq.push(l);
-    detail::check_view<T>(label(), "output of sublayer " + std::to_string(l), c.M, cfg_.d_model, v);
-    auto part = c.partial.mat();
-    if (!c.has_partial) {
-      copy(v, part);
-      c.has_partial = true;
-    } else {
-      for (index_t t = 0; t < part.rows; ++t) simd::add(v.row(t), part.row(t), part.cols);
-    }
-    // NaN/Inf in v shows up in the partial's key-norm statistic at the next gather point.
+    detail::check_view<T>(label(), "sublayer output", c.M, cfg_.d_model, v);
+    const bool last = (l - 1) % S_ == S_ - 1;
+    const matrix_view<T> out = last                         ? c.block[c.completed].mat()
+                               : c.seq.keep_for_backward() ? c.partial_at[l].mat()
+                                                           : c.partial.mat();
+    if (!c.has_partial)
+      copy(v, out);
+    else
+      for (index_t t = 0; t < out.rows; ++t) simd::add_to(c.partial_now.row(t), v.row(t), out.row(t), out.cols);
+    c.has_partial = !last;
+    c.block_pending = last;
+    c.partial_now = out;
+    // NaN/Inf in v shows up in the key-norm statistic of the partial or block sum it joins.
   }
 
   void begin_backward(Cache& c) const {
@@ -195,41 +210,34 @@ class BlockAttnRes<N>::with {
     c.seq.gather_backward(l);
     detail::check_view<T>(label(), "gradient dh", c.M, cfg_.d_model, dh);
     const int L = cfg_.n_sublayers;
-    std::vector<T> unused_dg(cfg_.learn_key_gain ? 0 : static_cast<std::size_t>(cfg_.d_model));
     if (l == L + 1) {  // the output: one-shot backward over b_0..b_N
-      tensor<T> cvec({c.M});
-      ops::row_dots(Backend{}, dh, c.h[l - 1].mat(), cvec.data());
-      const auto src = completed_sources(c);
-      const auto point = query_grad(p, g, l, c.alpha[l - 1].mat(), cvec.data(), dh, unused_dg);
-      const auto dsrc = dblock_views(c, N + 1);
-      ops::depth_attention_backward(Backend{}, std::span<const ops::depth_source<T>>(src),
-                                    std::span<const ops::depth_query_grad<T>>(&point, 1),
-                                    std::span<const matrix_view<T>>(dsrc));
+      if (c.c_out.size() != c.M) c.c_out = tensor<T>({c.M});
+      ops::row_dots(Backend{}, dh, c.h[l - 1].get(label(), l), c.c_out.data());
+      c.points.assign(1, query_grad(p, g, c, l, c.alpha[l - 1].mat(), c.c_out.data(), dh));
+      ops::depth_attention_backward(Backend{}, completed_sources(c), std::span<const ops::depth_query_grad<T>>(c.points),
+                                    dblock_views(c, N + 1));
       return;
     }
     const int i = (l - 1) % S_;
     const int n = (l - 1) / S_ + 1;  // completed blocks b_0..b_{n-1} are this block's inter sources
     copy(dh, c.dh_block[i].mat());
-    ops::row_dots(Backend{}, dh, c.h[l - 1].mat(), c.c_block[i].data());
+    ops::row_dots(Backend{}, dh, c.h[l - 1].get(label(), l), c.c_block[i].data());
     if (i > 0) {  // Phase 2 backward: the partial source, needed next by this block's sublayers
       const ops::depth_source<T> part{c.partial_at[l - 1].mat(), c.partial_at_inv_rms[l - 1].data()};
       const auto a = c.alpha[l - 1].mat().middle_rows(n, 1);
-      const auto point = query_grad(p, g, l, a, c.c_block[i].data(), dh, unused_dg);
+      c.points.assign(1, query_grad(p, g, c, l, a, c.c_block[i].data(), dh));
       const matrix_view<T> dpart = c.dpartial.mat();
       ops::depth_attention_backward(Backend{}, std::span<const ops::depth_source<T>>(&part, 1),
-                                    std::span<const ops::depth_query_grad<T>>(&point, 1),
+                                    std::span<const ops::depth_query_grad<T>>(c.points),
                                     std::span<const matrix_view<T>>(&dpart, 1));
     } else {  // Phase 1 backward: all S points of the block over the completed blocks, one pass
-      std::vector<ops::depth_query_grad<T>> points;
+      c.points.clear();
       for (int q = 0; q < S_; ++q) {
         const auto a = c.alpha[l - 1 + q].mat().middle_rows(0, n);
-        points.push_back(query_grad(p, g, l + q, a, c.c_block[q].data(), c.dh_block[q].mat(), unused_dg));
+        c.points.push_back(query_grad(p, g, c, l + q, a, c.c_block[q].data(), c.dh_block[q].mat()));
       }
-      const auto src = completed_sources(c, n);
-      const auto dsrc = dblock_views(c, n);
-      ops::depth_attention_backward(Backend{}, std::span<const ops::depth_source<T>>(src),
-                                    std::span<const ops::depth_query_grad<T>>(points),
-                                    std::span<const matrix_view<T>>(dsrc));
+      ops::depth_attention_backward(Backend{}, completed_sources(c, n), std::span<const ops::depth_query_grad<T>>(c.points),
+                                    dblock_views(c, n));
     }
   }
 
@@ -242,7 +250,9 @@ class BlockAttnRes<N>::with {
       copy(c.dblock[0].mat(), dv);
       return;
     }
-    if ((l - 1) % S_ == S_ - 1) copy(c.dblock[(l - 1) / S_ + 1].mat(), c.dpartial.mat());  // last of its block
+    // The last sublayer of block n starts the block's running gradient at ∂ℒ/∂b_n, which is
+    // complete here (every later gather point has run its backward) and not read again.
+    if ((l - 1) % S_ == S_ - 1) std::swap(c.dblock[(l - 1) / S_ + 1], c.dpartial);
     copy(c.dpartial.mat(), dv);
   }
 
@@ -253,29 +263,35 @@ class BlockAttnRes<N>::with {
   }
 
  private:
-  static std::string label() { return "BlockAttnRes<" + std::to_string(N) + ">"; }
+  static const std::string& label() {
+    static const std::string name = "BlockAttnRes<" + std::to_string(N) + ">";
+    return name;
+  }
 
   std::string partial_name(int l) const {
     return "the partial sum of block " + std::to_string((l - 1) / S_ + 1) + " (last added: the output of sublayer " +
            std::to_string(l - 1) + ")";
   }
 
-  // The partial sum becomes the next completed block.
+  // The block sum written by the block's last push becomes a source: its key-norm statistic.
   void close_block(Cache& c, int l) const {
     const int j = c.completed;
-    copy(c.partial.mat(), c.block[j].mat());
-    detail::key_norm_or_throw(Backend{}, label(), "block sum b_" + std::to_string(j) + " (last added: the output of sublayer " +
-                                                      std::to_string(l - 1) + ")",
-                              c.block[j].mat(), T(cfg_.norm_eps), c.block_inv_rms[j].data());
+    detail::key_norm_or_throw(
+        Backend{}, label(),
+        [&] {
+          return "block sum b_" + std::to_string(j) + " (last added: the output of sublayer " + std::to_string(l - 1) +
+                 ")";
+        },
+        c.block[j].mat(), T(cfg_.norm_eps), c.block_inv_rms[j].data());
     c.completed = j + 1;
-    c.has_partial = false;
+    c.block_pending = false;
   }
 
-  std::vector<ops::depth_source<T>> completed_sources(const Cache& c, int n = -1) const {
+  std::span<const ops::depth_source<T>> completed_sources(Cache& c, int n = -1) const {
     if (n < 0) n = c.completed;
-    std::vector<ops::depth_source<T>> src;
-    for (int j = 0; j < n; ++j) src.push_back({c.block[j].mat(), c.block_inv_rms[j].data()});
-    return src;
+    c.sources.clear();
+    for (int j = 0; j < n; ++j) c.sources.push_back({c.block[j].mat(), c.block_inv_rms[j].data()});
+    return c.sources;
   }
 
   ops::depth_stats<T> stats(Cache& c, int i) const {
@@ -285,28 +301,28 @@ class BlockAttnRes<N>::with {
 
   // Phase 1: statistics of the S gather points l .. l+S-1 over the completed blocks.
   void phase1(const Params& p, Cache& c, int l) const {
-    std::vector<ops::depth_query<T>> queries;
-    std::vector<ops::depth_stats<T>> out;
+    c.queries.clear();
+    c.stats.clear();
     for (int q = 0; q < S_; ++q) {
-      queries.push_back(p.at(l + q));
-      out.push_back(stats(c, q));
+      c.queries.push_back(p.at(l + q));
+      c.stats.push_back(stats(c, q));
     }
-    const auto src = completed_sources(c);
-    ops::depth_attention_stats(Backend{}, std::span<const ops::depth_source<T>>(src),
-                               std::span<const ops::depth_query<T>>(queries), std::span<const ops::depth_stats<T>>(out));
+    ops::depth_attention_stats(Backend{}, completed_sources(c), std::span<const ops::depth_query<T>>(c.queries),
+                               std::span<const ops::depth_stats<T>>(c.stats));
   }
 
-  ops::depth_query_grad<T> query_grad(const Params& p, Grads& g, int l, const_matrix_view<T> alpha, const T* cvec,
-                                      const_matrix_view<T> dh, std::vector<T>& unused_dg) const {
+  ops::depth_query_grad<T> query_grad(const Params& p, Grads& g, Cache& c, int l, const_matrix_view<T> alpha,
+                                      const T* cvec, const_matrix_view<T> dh) const {
     const index_t D = cfg_.d_model;
+    if (!cfg_.learn_key_gain) c.unused_dg.resize(static_cast<std::size_t>(D));
     return {p.at(l), alpha, cvec, dh, g.query.data() + (l - 1) * D,
-            cfg_.learn_key_gain ? g.key_gain.data() + (l - 1) * D : unused_dg.data()};
+            cfg_.learn_key_gain ? g.key_gain.data() + (l - 1) * D : c.unused_dg.data()};
   }
 
-  static std::vector<matrix_view<T>> dblock_views(Cache& c, int n) {
-    std::vector<matrix_view<T>> v;
-    for (int j = 0; j < n; ++j) v.push_back(c.dblock[j].mat());
-    return v;
+  static std::span<const matrix_view<T>> dblock_views(Cache& c, int n) {
+    c.dsources.clear();
+    for (int j = 0; j < n; ++j) c.dsources.push_back(c.dblock[j].mat());
+    return c.dsources;
   }
 
   residual_config cfg_;

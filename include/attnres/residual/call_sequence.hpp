@@ -11,7 +11,7 @@ namespace attnres::detail {
 class call_sequence {
  public:
   void begin(std::string_view who, int n_sublayers, bool keep_for_backward) {
-    who_ = who;
+    if (who_ != who) who_ = who;
     L_ = n_sublayers;
     keep_ = keep_for_backward;
     gathered_ = 0;
@@ -23,10 +23,10 @@ class call_sequence {
   void gather(int l) {
     expects<usage_error>(L_ > 0 && l >= 1 && l <= L_ + 1, who_, ": gather(", l, ") is out of range 1..", L_ + 1,
                          L_ > 0 ? "" : " (call begin() first)");
-    expects<usage_error>(!forward_done_ && l == gathered_ + 1 && pushed_ == l - 1, who_, ": gather(", l,
-                         ") called out of order; expected ",
-                         pushed_ == gathered_ ? "gather(" + std::to_string(gathered_ + 1) + ")"
-                                              : "push(" + std::to_string(gathered_) + ")");
+    if (forward_done_ || l != gathered_ + 1 || pushed_ != l - 1)  // the message is built only here
+      throw usage_error(concat(who_, ": gather(", l, ") called out of order; expected ",
+                               pushed_ == gathered_ ? "gather(" + std::to_string(gathered_ + 1) + ")"
+                                                    : "push(" + std::to_string(gathered_) + ")"));
     gathered_ = l;
     forward_done_ = l == L_ + 1;
   }
@@ -50,15 +50,15 @@ class call_sequence {
   }
 
   void gather_backward(int l) {
-    expects<usage_error>(backward_active_ && expect_gather_ && l == next_, who_, ": gather_backward(", l,
-                         ") called out of order; expected ", expected());
+    if (!(backward_active_ && expect_gather_ && l == next_))
+      throw usage_error(concat(who_, ": gather_backward(", l, ") called out of order; expected ", expected()));
     expect_gather_ = false;
     next_ = l - 1;
   }
 
   void source_grad(int l) {
-    expects<usage_error>(backward_active_ && !expect_gather_ && l == next_, who_, ": source_grad(", l,
-                         ") called out of order; expected ", expected());
+    if (!(backward_active_ && !expect_gather_ && l == next_))
+      throw usage_error(concat(who_, ": source_grad(", l, ") called out of order; expected ", expected()));
     expect_gather_ = true;
     next_ = l;
     if (l == 0) backward_active_ = false;

@@ -12,6 +12,7 @@
 #include <attnres/residual/call_sequence.hpp>
 #include <attnres/residual/residual_policy.hpp>
 
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -36,9 +37,13 @@ class FullAttnRes::with {
     std::vector<tensor<T>> value;     // L+1 × (M,D)  v_0 = x0, v_1 .. v_L
     std::vector<tensor<T>> inv_rms;   // L+1 × (M)    1/r_j
     std::vector<tensor<T>> alpha;     // L+1 × (l, M) α of gather point l (index l-1)
-    std::vector<tensor<T>> h;         // L+1 × (M,D)  gather outputs, kept for the backward
+    std::vector<detail::kept_view<T>> h;  // L+1  gather outputs, kept by the caller (training)
     std::vector<tensor<T>> dvalue;    // L+1 × (M,D)  accumulated ∂ℒ/∂v_j
     tensor<T> c;                      // (M)          dh·h of the point being back-propagated
+    // Argument lists of the ops, reused so that a call allocates nothing.
+    std::vector<ops::depth_source<T>> sources;
+    std::vector<matrix_view<T>> dsources;
+    std::vector<T> unused_dg;         // (D)  dg sink when the key gains are not learned
     detail::call_sequence seq;
   };
 
@@ -65,8 +70,6 @@ class FullAttnRes::with {
       }
     }
     c.h.resize(keep_for_backward ? static_cast<std::size_t>(L + 1) : 0);
-    for (auto& h : c.h)
-      if (h.rows() != M) h = tensor<T>({M, D});
     add_source(c, 0, x0, "the embedding x0");
     c.seq.begin("FullAttnRes", L, keep_for_backward);
   }
@@ -75,16 +78,14 @@ class FullAttnRes::with {
     detail::check_params("FullAttnRes", cfg_, p);
     c.seq.gather(l);
     detail::check_view<T>("FullAttnRes", "gather output", c.M, cfg_.d_model, h);
-    const auto src = sources(c, l);
-    ops::depth_attention_forward(Backend{}, std::span<const ops::depth_source<T>>(src), p.at(l), h,
-                                 c.alpha[l - 1].mat());
-    if (c.seq.keep_for_backward()) copy(const_matrix_view<T>(h), c.h[l - 1].mat());
+    ops::depth_attention_forward(Backend{}, sources(c, l), p.at(l), h, c.alpha[l - 1].mat());
+    if (c.seq.keep_for_backward()) c.h[l - 1].keep(const_matrix_view<T>(h));
   }
 
   void push(Cache& c, int l, const_matrix_view<T> v /*(M,D)*/) const {
     c.seq.push(l);
-    detail::check_view<T>("FullAttnRes", "output of sublayer " + std::to_string(l), c.M, cfg_.d_model, v);
-    add_source(c, l, v, "the output of sublayer " + std::to_string(l));
+    detail::check_view<T>("FullAttnRes", "sublayer output", c.M, cfg_.d_model, v);
+    add_source(c, l, v, [l] { return "the output of sublayer " + std::to_string(l); });
   }
 
   void begin_backward(Cache& c) const {
@@ -94,24 +95,22 @@ class FullAttnRes::with {
       if (dv.rows() != c.M) dv = tensor<T>({c.M, cfg_.d_model});
       dv.set_zero();
     }
-    c.c = tensor<T>({c.M});
+    if (c.c.size() != c.M) c.c = tensor<T>({c.M});
   }
 
   void gather_backward(const Params& p, Cache& c, int l, const_matrix_view<T> dh /*(M,D)*/, Grads& g) const {
     c.seq.gather_backward(l);
     detail::check_view<T>("FullAttnRes", "gradient dh", c.M, cfg_.d_model, dh);
-    ops::row_dots(Backend{}, dh, c.h[l - 1].mat(), c.c.data());
-    const auto src = sources(c, l);
-    std::vector<matrix_view<T>> dsrc;
-    for (int j = 0; j < l; ++j) dsrc.push_back(c.dvalue[j].mat());
+    ops::row_dots(Backend{}, dh, c.h[l - 1].get("FullAttnRes", l), c.c.data());
+    c.dsources.clear();
+    for (int j = 0; j < l; ++j) c.dsources.push_back(c.dvalue[j].mat());
     const index_t D = cfg_.d_model;
-    std::vector<T> unused_dg(cfg_.learn_key_gain ? 0 : static_cast<std::size_t>(D));
+    if (!cfg_.learn_key_gain) c.unused_dg.resize(static_cast<std::size_t>(D));
     const ops::depth_query_grad<T> point{p.at(l), c.alpha[l - 1].mat(), c.c.data(), dh,
                                          g.query.data() + (l - 1) * D,
-                                         cfg_.learn_key_gain ? g.key_gain.data() + (l - 1) * D : unused_dg.data()};
-    ops::depth_attention_backward(Backend{}, std::span<const ops::depth_source<T>>(src),
-                                  std::span<const ops::depth_query_grad<T>>(&point, 1),
-                                  std::span<const matrix_view<T>>(dsrc));
+                                         cfg_.learn_key_gain ? g.key_gain.data() + (l - 1) * D : c.unused_dg.data()};
+    ops::depth_attention_backward(Backend{}, sources(c, l), std::span<const ops::depth_query_grad<T>>(&point, 1),
+                                  std::span<const matrix_view<T>>(c.dsources));
   }
 
   void source_grad(Cache& c, int l, matrix_view<T> dv /*(M,D)*/) const {
@@ -127,15 +126,16 @@ class FullAttnRes::with {
   }
 
  private:
-  void add_source(Cache& c, int j, const_matrix_view<T> v, const std::string& what) const {
+  template <class What>
+  void add_source(Cache& c, int j, const_matrix_view<T> v, const What& what) const {
     copy(v, c.value[j].mat());
     detail::key_norm_or_throw(Backend{}, "FullAttnRes", what, v, T(cfg_.norm_eps), c.inv_rms[j].data());
   }
   // The sources of gather point l: v_0 .. v_{l-1}.
-  std::vector<ops::depth_source<T>> sources(const Cache& c, int l) const {
-    std::vector<ops::depth_source<T>> src;
-    for (int j = 0; j < l; ++j) src.push_back({c.value[j].mat(), c.inv_rms[j].data()});
-    return src;
+  std::span<const ops::depth_source<T>> sources(Cache& c, int l) const {
+    c.sources.clear();
+    for (int j = 0; j < l; ++j) c.sources.push_back({c.value[j].mat(), c.inv_rms[j].data()});
+    return c.sources;
   }
   residual_config cfg_;
 };

@@ -27,7 +27,10 @@
 //              source_grad(cache, 0, dx0)
 //
 // Backward runs in reverse, so source_grad(l) is complete exactly when sublayer l needs it.
-// Calls out of this order throw usage_error. Every view is (M,D) with M = B·T tokens.
+// Calls out of this order throw usage_error. With keep_for_backward the caller keeps every
+// gather output h_l unchanged until gather_backward(l) (a model keeps them anyway, for its
+// sublayers' backward): the policies read them there in place, and a changed one throws
+// usage_error. Every view is (M,D) with M = B·T tokens.
 //   n_sources(l)            how many sources gather point l mixes
 //   depth_weights(cache, l) α of gather point l, (n_sources(l), M); empty for Sum
 //

@@ -51,11 +51,18 @@ void backward_row_update(index_t S, const T* const* dh, const T* const* q, const
   }
 }
 
-template <class T>
-std::vector<T> folded_query(depth_query<T> q, index_t D) {
-  std::vector<T> out(static_cast<std::size_t>(D));
-  simd::multiply(q.w, q.g, out.data(), D);
-  return out;
+// The S queries folded once per call, q_p = w_p ⊙ g_p, rows of an (S,D) buffer. The buffer
+// is the calling thread's and is reused by its next call, so a call allocates nothing once warm
+// (decode runs these ops once per token).
+template <class T, class QueryOf>
+const T* folded_queries(index_t S, index_t D, QueryOf query_of) {
+  thread_local std::vector<T> buf;
+  buf.resize(static_cast<std::size_t>(S * D));
+  for (index_t p = 0; p < S; ++p) {
+    const depth_query<T> q = query_of(p);
+    simd::multiply(q.w, q.g, buf.data() + p * D, D);
+  }
+  return buf.data();
 }
 }  // namespace cpu_detail
 
@@ -85,14 +92,14 @@ void depth_attention_forward(backend::cpu, std::span<const depth_source<T>> sour
                              no_deduce<matrix_view<T>> h /*(M,D)*/, no_deduce<matrix_view<T>> alpha /*(n,M)*/) {
   const index_t n = static_cast<index_t>(sources.size());
   const index_t D = h.cols;
-  const std::vector<T> qg = cpu_detail::folded_query(q, D);
+  const T* qg = cpu_detail::folded_queries<T>(1, D, [&](index_t) { return q; });
   parallel_chunks(h.rows, cpu_detail::token_grain, [&](index_t, index_t begin, index_t end) {
     for (index_t t = begin; t < end; ++t) {
       T* ht = h.row(t);
       T m = -std::numeric_limits<T>::infinity(), z = 0;
       for (index_t j = 0; j < n; ++j) {
         const T* v = sources[j].value.row(t);
-        const T s = simd::dot(qg.data(), v, D) * sources[j].inv_rms[t];
+        const T s = simd::dot(qg, v, D) * sources[j].inv_rms[t];
         alpha(j, t) = s;
         if (j == 0) {
           simd::scale_to(T(1), v, ht, D);
@@ -123,8 +130,7 @@ void depth_attention_stats(backend::cpu, std::span<const depth_source<T>> source
   const index_t S = static_cast<index_t>(queries.size());
   if (S == 0) return;
   const index_t M = out[0].o.rows, D = out[0].o.cols;
-  std::vector<std::vector<T>> qg;
-  for (const auto& q : queries) qg.push_back(cpu_detail::folded_query(q, D));
+  const T* qg = cpu_detail::folded_queries<T>(S, D, [&](index_t p) { return queries[p]; });
   parallel_chunks(M, cpu_detail::token_grain, [&](index_t, index_t begin, index_t end) {
     for (index_t t = begin; t < end; ++t) {
       for (index_t j = 0; j < n; ++j) {
@@ -132,7 +138,7 @@ void depth_attention_stats(backend::cpu, std::span<const depth_source<T>> source
         for (index_t p = 0; p < S; ++p) {
           const depth_stats<T>& st = out[p];
           T* o = st.o.row(t);
-          const T s = simd::dot(qg[p].data(), v, D) * sources[j].inv_rms[t];
+          const T s = simd::dot(qg + p * D, v, D) * sources[j].inv_rms[t];
           st.logits(j, t) = s;
           if (j == 0) {
             simd::scale_to(T(1), v, o, D);
@@ -158,12 +164,12 @@ template <class T>
 void depth_attention_merge(backend::cpu, const depth_stats<T>& st, const depth_source<T>* partial,
                            no_deduce<depth_query<T>> q, no_deduce<matrix_view<T>> h /*(M,D)*/, no_deduce<matrix_view<T>> alpha /*(n[+1],M)*/) {
   const index_t D = h.cols, n = st.logits.rows;
-  const std::vector<T> qg = cpu_detail::folded_query(q, D);
+  const T* qg = cpu_detail::folded_queries<T>(1, D, [&](index_t) { return q; });
   parallel_chunks(h.rows, cpu_detail::token_grain, [&](index_t, index_t begin, index_t end) {
     for (index_t t = begin; t < end; ++t) {
       T mx = st.m[t], ep = 0, eo = 1;
       if (partial) {
-        const T sp = simd::dot(qg.data(), partial->value.row(t), D) * partial->inv_rms[t];
+        const T sp = simd::dot(qg, partial->value.row(t), D) * partial->inv_rms[t];
         mx = std::max(mx, sp);
         eo = std::exp(st.m[t] - mx);
         ep = std::exp(sp - mx);
@@ -189,22 +195,25 @@ void depth_attention_backward(backend::cpu, std::span<const depth_source<T>> sou
   const index_t S = static_cast<index_t>(points.size());
   if (S == 0 || n == 0) return;
   const index_t M = points[0].dh.rows, D = points[0].dh.cols;
-  std::vector<std::vector<T>> qg;
-  for (const auto& pt : points) qg.push_back(cpu_detail::folded_query(pt.q, D));
+  const T* qg = cpu_detail::folded_queries<T>(S, D, [&](index_t p) { return points[p].q; });
   const index_t chunks = chunk_count(M, cpu_detail::token_grain);
   // a_p per chunk; each chunk's slot starts on its own cache line, so threads writing
   // neighbouring slots do not share (and bounce) a line.
   constexpr index_t line = 64 / static_cast<index_t>(sizeof(T));
   const index_t slot = (S * D + line - 1) / line * line;
-  std::vector<T, aligned_allocator<T>> acc(static_cast<std::size_t>(chunks * slot), T(0));
+  // The calling thread's buffer, reused (a fresh one costs page faults). Workers reach it only
+  // through acc_base: inside the lambda the name of a thread_local means the worker's own.
+  thread_local std::vector<T, aligned_allocator<T>> acc;
+  acc.assign(static_cast<std::size_t>(chunks * slot), T(0));
+  T* const acc_base = acc.data();
   parallel_chunks(M, cpu_detail::token_grain, [&](index_t chunk, index_t begin, index_t end) {
     // Thread-private scratch: per point p, its dh row, folded query, α, dS_p / r and accumulator.
     std::vector<const T*> dh_rows(static_cast<std::size_t>(S)), q_rows(dh_rows.size());
     std::vector<T*> acc_rows(dh_rows.size());
     std::vector<T> a(dh_rows.size()), k(dh_rows.size());
     for (index_t p = 0; p < S; ++p) {
-      q_rows[p] = qg[p].data();
-      acc_rows[p] = acc.data() + chunk * slot + p * D;
+      q_rows[p] = qg + p * D;
+      acc_rows[p] = acc_base + chunk * slot + p * D;
     }
     for (index_t t = begin; t < end; ++t) {
       for (index_t p = 0; p < S; ++p) dh_rows[p] = points[p].dh.row(t);
@@ -227,7 +236,7 @@ void depth_attention_backward(backend::cpu, std::span<const depth_source<T>> sou
   });
   for (index_t p = 0; p < S; ++p) {
     std::vector<T> a_total(static_cast<std::size_t>(D), T(0));
-    for (index_t c = 0; c < chunks; ++c) simd::add(acc.data() + c * slot + p * D, a_total.data(), D);
+    for (index_t c = 0; c < chunks; ++c) simd::add(acc_base + c * slot + p * D, a_total.data(), D);
     for (index_t d = 0; d < D; ++d) {
       points[p].dw[d] += points[p].q.g[d] * a_total[d];
       points[p].dg[d] += points[p].q.w[d] * a_total[d];
