@@ -141,7 +141,7 @@ TEST_CASE("FullAttnRes: recorded RMS and gradient norms equal a direct computati
   }
   for (int l = 1; l <= L + 1; ++l) {
     CAPTURE(l);
-    CHECK(r.points[l - 1].input_rms == Approx(direct_rms(c.h[l - 1].mat())).epsilon(1e-14));
+    CHECK(r.points[l - 1].input_rms == Approx(direct_rms(c.h[l - 1].get("test", l))).epsilon(1e-14));
     // zero queries: h_l is the plain mean of v_0 .. v_{l-1}
     tensor<double> mean({6, 4});
     for (int j = 0; j < l; ++j)

@@ -66,6 +66,75 @@ inline std::pair<T, T> dot2(const T* v, const T* a, const T* b, index_t n) {
   return {sa, sb};
 }
 
+namespace detail {
+// K dot products of one row v with K rows q_k, sharing every load of v.
+template <int K, class T>
+inline void dots_with(const T* v, const T* const* q, index_t n, T* out) {
+  using B = batch<T>;
+  constexpr index_t W = width<T>;
+  B acc[K];
+  for (int k = 0; k < K; ++k) acc[k] = B(T(0));
+  index_t d = 0;
+  for (; d + W <= n; d += W) {
+    const B vv = B::load_unaligned(v + d);
+    for (int k = 0; k < K; ++k) acc[k] = xsimd::fma(vv, B::load_unaligned(q[k] + d), acc[k]);
+  }
+  for (int k = 0; k < K; ++k) {
+    T s = xsimd::hadd(acc[k]);
+    for (index_t e = d; e < n; ++e) s += v[e] * q[k][e];
+    out[k] = s;
+  }
+}
+
+// out (=|+=) Σ_{k<K} w_k·x_k, one pass over out for K rows.
+template <int K, bool Accumulate, class T>
+inline void weighted_rows(const T* const* x, const T* w, index_t n, T* out) {
+  using B = batch<T>;
+  constexpr index_t W = width<T>;
+  B wk[K];
+  for (int k = 0; k < K; ++k) wk[k] = B(w[k]);
+  index_t d = 0;
+  for (; d + W <= n; d += W) {
+    B acc = Accumulate ? B::load_unaligned(out + d) : B(T(0));
+    for (int k = 0; k < K; ++k) acc = xsimd::fma(wk[k], B::load_unaligned(x[k] + d), acc);
+    acc.store_unaligned(out + d);
+  }
+  for (; d < n; ++d) {
+    T acc = Accumulate ? out[d] : T(0);
+    for (int k = 0; k < K; ++k) acc += w[k] * x[k][d];
+    out[d] = acc;
+  }
+}
+}  // namespace detail
+
+// out[k] = Σ_d v[d]·q[k][d] for k < m: m dot products with one row v, v read once per 4 of them.
+template <class T>
+inline void dots_with(const T* v, const T* const* q, index_t m, index_t n, T* out) {
+  index_t k = 0;
+  for (; k + 4 <= m; k += 4) detail::dots_with<4>(v, q + k, n, out + k);
+  switch (m - k) {
+    case 3: detail::dots_with<3>(v, q + k, n, out + k); break;
+    case 2: detail::dots_with<2>(v, q + k, n, out + k); break;
+    case 1: out[k] = dot(v, q[k], n); break;  // one chain: the four-accumulator dot
+    default: break;
+  }
+}
+
+// out = Σ_{k<m} w[k]·x[k]: a weighted sum of m rows (m ≥ 1), out written once per 4 rows.
+template <class T>
+inline void weighted_sum(const T* const* x, const T* w, index_t m, index_t n, T* out) {
+  for (index_t k = 0; k < m; k += 4) {
+    const index_t r = m - k < 4 ? m - k : 4;
+    const bool acc = k > 0;
+    switch (r) {
+      case 4: acc ? detail::weighted_rows<4, true>(x + k, w + k, n, out) : detail::weighted_rows<4, false>(x + k, w + k, n, out); break;
+      case 3: acc ? detail::weighted_rows<3, true>(x + k, w + k, n, out) : detail::weighted_rows<3, false>(x + k, w + k, n, out); break;
+      case 2: acc ? detail::weighted_rows<2, true>(x + k, w + k, n, out) : detail::weighted_rows<2, false>(x + k, w + k, n, out); break;
+      default: acc ? detail::weighted_rows<1, true>(x + k, w + k, n, out) : detail::weighted_rows<1, false>(x + k, w + k, n, out); break;
+    }
+  }
+}
+
 // Σ_d a[d]²
 template <class T>
 inline T sum_squares(const T* a, index_t n) {

@@ -21,20 +21,20 @@ namespace cpu_detail {
 // Tokens per parallel chunk: below this, forking threads costs more than the work.
 inline constexpr index_t token_grain = 16;
 
-// q = w ⊙ g, folded once per call instead of once per token and source.
 // One sweep over D for a (token, source) pair of the backward, instead of 2S + 1 axpys:
 //   dv += Σ_p (alpha_p·dh_p + k_p·q_p) + kv·v      acc_p += k_p·v
-template <class T>
-void backward_row_update(index_t S, const T* const* dh, const T* const* q, const T* alpha, const T* k, T kv,
-                         const T* v, T* dv, T* const* acc, index_t D) {
+template <int K, class T>  // K = S when it is small and known (unrolled: pointers stay in registers), else 0
+void backward_row_update_k(index_t S, const T* const* dh, const T* const* q, const T* alpha, const T* k, T kv,
+                           const T* v, T* dv, T* const* acc, index_t D) {
   using B = simd::batch<T>;
   constexpr index_t W = simd::width<T>;
+  const index_t P = K > 0 ? K : S;
   const B vkv(kv);
   index_t d = 0;
   for (; d + W <= D; d += W) {
     const B vv = B::load_unaligned(v + d);
     B sum = xsimd::fma(vkv, vv, B::load_unaligned(dv + d));
-    for (index_t p = 0; p < S; ++p) {
+    for (index_t p = 0; p < P; ++p) {
       sum = xsimd::fma(B(alpha[p]), B::load_unaligned(dh[p] + d), sum);
       sum = xsimd::fma(B(k[p]), B::load_unaligned(q[p] + d), sum);
       xsimd::fma(B(k[p]), vv, B::load_unaligned(acc[p] + d)).store_unaligned(acc[p] + d);
@@ -43,11 +43,22 @@ void backward_row_update(index_t S, const T* const* dh, const T* const* q, const
   }
   for (; d < D; ++d) {
     T sum = dv[d] + kv * v[d];
-    for (index_t p = 0; p < S; ++p) {
+    for (index_t p = 0; p < P; ++p) {
       sum += alpha[p] * dh[p][d] + k[p] * q[p][d];
       acc[p][d] += k[p] * v[d];
     }
     dv[d] = sum;
+  }
+}
+
+template <class T>
+void backward_row_update(index_t S, const T* const* dh, const T* const* q, const T* alpha, const T* k, T kv,
+                         const T* v, T* dv, T* const* acc, index_t D) {
+  switch (S) {
+    case 1: return backward_row_update_k<1>(S, dh, q, alpha, k, kv, v, dv, acc, D);
+    case 2: return backward_row_update_k<2>(S, dh, q, alpha, k, kv, v, dv, acc, D);
+    case 4: return backward_row_update_k<4>(S, dh, q, alpha, k, kv, v, dv, acc, D);
+    default: return backward_row_update_k<0>(S, dh, q, alpha, k, kv, v, dv, acc, D);
   }
 }
 
@@ -85,8 +96,8 @@ void row_dots(backend::cpu, no_deduce<const_matrix_view<T>> a /*(M,D)*/, no_dedu
   });
 }
 
-// One pass per token over the sources with an online softmax: the running output is rescaled
-// whenever a larger logit appears, so each source row is read exactly once.
+// Per token: the n logits, then the softmax, then h = Σ_j α_j v_j in one pass over h (the
+// source rows are still in L1 from the logits). Each source row comes from memory once.
 template <class T>
 void depth_attention_forward(backend::cpu, std::span<const depth_source<T>> sources, depth_query<T> q,
                              no_deduce<matrix_view<T>> h /*(M,D)*/, no_deduce<matrix_view<T>> alpha /*(n,M)*/) {
@@ -94,67 +105,59 @@ void depth_attention_forward(backend::cpu, std::span<const depth_source<T>> sour
   const index_t D = h.cols;
   const T* qg = cpu_detail::folded_queries<T>(1, D, [&](index_t) { return q; });
   parallel_chunks(h.rows, cpu_detail::token_grain, [&](index_t, index_t begin, index_t end) {
+    thread_local std::vector<const T*> rows;  // this worker's scratch
+    thread_local std::vector<T> a;
+    rows.resize(static_cast<std::size_t>(n));
+    a.resize(static_cast<std::size_t>(n));
     for (index_t t = begin; t < end; ++t) {
-      T* ht = h.row(t);
-      T m = -std::numeric_limits<T>::infinity(), z = 0;
+      T m = -std::numeric_limits<T>::infinity();
       for (index_t j = 0; j < n; ++j) {
-        const T* v = sources[j].value.row(t);
-        const T s = simd::dot(qg, v, D) * sources[j].inv_rms[t];
-        alpha(j, t) = s;
-        if (j == 0) {
-          simd::scale_to(T(1), v, ht, D);
-          m = s;
-          z = 1;
-        } else if (s > m) {
-          const T scale = std::exp(m - s);
-          simd::axpby(T(1), v, scale, ht, D);
-          z = z * scale + 1;
-          m = s;
-        } else {
-          const T e = std::exp(s - m);
-          simd::axpy(e, v, ht, D);
-          z += e;
-        }
+        rows[j] = sources[j].value.row(t);
+        a[j] = simd::dot(qg, rows[j], D) * sources[j].inv_rms[t];
+        m = std::max(m, a[j]);
       }
-      simd::scale_to(T(1) / z, ht, ht, D);
-      for (index_t j = 0; j < n; ++j) alpha(j, t) = std::exp(alpha(j, t) - m) / z;
+      T z = 0;
+      for (index_t j = 0; j < n; ++j) z += (a[j] = std::exp(a[j] - m));
+      const T zinv = T(1) / z;
+      for (index_t j = 0; j < n; ++j) alpha(j, t) = a[j] *= zinv;
+      simd::weighted_sum(rows.data(), a.data(), n, D, h.row(t));
     }
   });
 }
 
-// Phase 1 for S queries: each source row is read once per token and serves all S queries.
+// Phase 1 for S queries. Per token: the S·n logits (each source row read once for all S
+// queries), then per query its max m, ℓ = Σ_j e^{s_j − m} and o = Σ_j e^{s_j − m} v_j.
 template <class T>
 void depth_attention_stats(backend::cpu, std::span<const depth_source<T>> sources,
                            no_deduce<std::span<const depth_query<T>>> queries, no_deduce<std::span<const depth_stats<T>>> out) {
   const index_t n = static_cast<index_t>(sources.size());
   const index_t S = static_cast<index_t>(queries.size());
-  if (S == 0) return;
+  if (S == 0 || n == 0) return;
   const index_t M = out[0].o.rows, D = out[0].o.cols;
   const T* qg = cpu_detail::folded_queries<T>(S, D, [&](index_t p) { return queries[p]; });
   parallel_chunks(M, cpu_detail::token_grain, [&](index_t, index_t begin, index_t end) {
+    thread_local std::vector<const T*> rows, q;  // this worker's scratch
+    thread_local std::vector<T> s, e;
+    rows.resize(static_cast<std::size_t>(n));
+    q.resize(static_cast<std::size_t>(S));
+    s.resize(static_cast<std::size_t>(S * n));
+    e.resize(static_cast<std::size_t>(n));
+    for (index_t p = 0; p < S; ++p) q[p] = qg + p * D;
     for (index_t t = begin; t < end; ++t) {
-      for (index_t j = 0; j < n; ++j) {
-        const T* v = sources[j].value.row(t);
-        for (index_t p = 0; p < S; ++p) {
-          const depth_stats<T>& st = out[p];
-          T* o = st.o.row(t);
-          const T s = simd::dot(qg + p * D, v, D) * sources[j].inv_rms[t];
-          st.logits(j, t) = s;
-          if (j == 0) {
-            simd::scale_to(T(1), v, o, D);
-            st.m[t] = s;
-            st.l[t] = 1;
-          } else if (s > st.m[t]) {
-            const T scale = std::exp(st.m[t] - s);
-            simd::axpby(T(1), v, scale, o, D);
-            st.l[t] = st.l[t] * scale + 1;
-            st.m[t] = s;
-          } else {
-            const T e = std::exp(s - st.m[t]);
-            simd::axpy(e, v, o, D);
-            st.l[t] += e;
-          }
-        }
+      for (index_t j = 0; j < n; ++j) {  // s[j·S + p] = logit of query p over source j
+        rows[j] = sources[j].value.row(t);
+        simd::dots_with(rows[j], q.data(), S, D, s.data() + j * S);
+        for (index_t p = 0; p < S; ++p) s[j * S + p] *= sources[j].inv_rms[t];
+      }
+      for (index_t p = 0; p < S; ++p) {
+        const depth_stats<T>& st = out[p];
+        T m = -std::numeric_limits<T>::infinity();
+        for (index_t j = 0; j < n; ++j) m = std::max(m, st.logits(j, t) = s[j * S + p]);
+        T l = 0;
+        for (index_t j = 0; j < n; ++j) l += (e[j] = std::exp(s[j * S + p] - m));
+        st.m[t] = m;
+        st.l[t] = l;
+        simd::weighted_sum(rows.data(), e.data(), n, D, st.o.row(t));
       }
     }
   });
@@ -175,8 +178,10 @@ void depth_attention_merge(backend::cpu, const depth_stats<T>& st, const depth_s
         ep = std::exp(sp - mx);
       }
       const T zinv = T(1) / (eo * st.l[t] + ep);
-      simd::scale_to(eo * zinv, st.o.row(t), h.row(t), D);
-      if (partial) simd::axpy(ep * zinv, partial->value.row(t), h.row(t), D);
+      // h = (e_o/z)·o + (e_p/z)·partial, one pass over h
+      const T* rows[2] = {st.o.row(t), partial ? partial->value.row(t) : nullptr};
+      const T w[2] = {eo * zinv, ep * zinv};
+      simd::weighted_sum(rows, w, partial ? 2 : 1, D, h.row(t));
       for (index_t j = 0; j < n; ++j) alpha(j, t) = std::exp(st.logits(j, t) - mx) * zinv;
       if (partial) alpha(n, t) = ep * zinv;
     }
@@ -208,28 +213,31 @@ void depth_attention_backward(backend::cpu, std::span<const depth_source<T>> sou
   T* const acc_base = acc.data();
   parallel_chunks(M, cpu_detail::token_grain, [&](index_t chunk, index_t begin, index_t end) {
     // Thread-private scratch: per point p, its dh row, folded query, α, dS_p / r and accumulator.
-    std::vector<const T*> dh_rows(static_cast<std::size_t>(S)), q_rows(dh_rows.size());
-    std::vector<T*> acc_rows(dh_rows.size());
-    std::vector<T> a(dh_rows.size()), k(dh_rows.size());
+    // rows = [dh_0 .. dh_{S-1}, q_0 .. q_{S-1}]: the 2S rows each source row is dotted with.
+    std::vector<const T*> rows(static_cast<std::size_t>(2 * S));
+    const T* const* dh_rows = rows.data();
+    const T* const* q_rows = rows.data() + S;
+    std::vector<T*> acc_rows(static_cast<std::size_t>(S));
+    std::vector<T> a(acc_rows.size()), k(acc_rows.size()), dots(rows.size());
     for (index_t p = 0; p < S; ++p) {
-      q_rows[p] = qg + p * D;
+      rows[S + p] = qg + p * D;
       acc_rows[p] = acc_base + chunk * slot + p * D;
     }
     for (index_t t = begin; t < end; ++t) {
-      for (index_t p = 0; p < S; ++p) dh_rows[p] = points[p].dh.row(t);
+      for (index_t p = 0; p < S; ++p) rows[p] = points[p].dh.row(t);
       for (index_t j = 0; j < n; ++j) {
         const T* v = sources[j].value.row(t);
         const T rinv = sources[j].inv_rms[t];
+        simd::dots_with(v, rows.data(), 2 * S, D, dots.data());  // dh_p·v and q_p·v, v read once
         T proj = 0;  // Σ_p dS_p (u·q_p): the coefficient of u in the RMSNorm Jacobian term
         for (index_t p = 0; p < S; ++p) {
           a[p] = points[p].alpha(j, t);
-          const auto [dh_v, q_v] = simd::dot2(v, dh_rows[p], q_rows[p], D);  // v read once for both
-          const T ds = a[p] * (dh_v - points[p].c[t]);                       // dS_pj
-          proj += ds * q_v * rinv;
+          const T ds = a[p] * (dots[p] - points[p].c[t]);  // dS_pj
+          proj += ds * dots[S + p] * rinv;
           k[p] = ds * rinv;
         }
         // dv_j += Σ_p (α_pj G_p + dS_pj/r_j · q_p) − u_j (u_j·p)/(D r_j);  a_p += dS_pj/r_j · v_j
-        cpu_detail::backward_row_update(S, dh_rows.data(), q_rows.data(), a.data(), k.data(),
+        cpu_detail::backward_row_update(S, dh_rows, q_rows, a.data(), k.data(),
                                         -proj * rinv * rinv / T(D), v, dsources[j].row(t), acc_rows.data(), D);
       }
     }
