@@ -4,8 +4,8 @@
 //   backend::cuda, with backend_traits<backend::cuda>::available() asking for a device at run time
 //   cuda::device_tensor<T> (views: matrix_view<T, device_space>), cuda::upload / download / copy
 //   ops (backend::cuda overloads): depth attention (one-shot, two-phase stats + merge, backward),
-//   RMSNorm, cross-entropy / softmax, RoPE, causal attention, KV-cache decode, activations,
-//   AdamW, embedding, linear (cuBLAS). LayerNorm is not ported: calling it is a static_assert.
+//   RMSNorm, LayerNorm, cross-entropy / softmax, RoPE, causal attention, KV-cache decode,
+//   activations, AdamW, embedding, linear (cuBLAS).
 // Each kernel is a launch shell around __host__ __device__ row functions (ops/cuda/row/), which the
 // CPU test suite checks against the reference ops. See docs/cuda.md.
 
