@@ -43,28 +43,32 @@ class BlockAttnRes<N>::with {
  public:
   using scalar = T;
   using backend = Backend;
-  using Params = attn_res_params<T>;
-  using Grads = attn_res_grads<T>;
+  using space = typename backend_traits<Backend>::memory_space;  // where params, caches and views live
+  using tensor_t = backend_tensor<T, Backend>;
+  using view_t = matrix_view<T, space>;
+  using const_view_t = const_matrix_view<T, space>;
+  using Params = attn_res_params<T, space>;
+  using Grads = attn_res_grads<T, space>;
   struct Cache {
     index_t M = 0;
-    std::vector<tensor<T>> block;          // N+1 × (M,D)  b_0 = x0, completed block sums b_1..b_N
-    std::vector<tensor<T>> block_inv_rms;  // N+1 × (M)
+    std::vector<tensor_t> block;           // N+1 × (M,D)  b_0 = x0, completed block sums b_1..b_N
+    std::vector<tensor_t> block_inv_rms;   // N+1 × (M)
     int completed = 0;                     // blocks b_0 .. b_{completed-1} are complete
-    tensor<T> partial;                     // (M,D)  b_n^i of the current block
-    tensor<T> partial_inv_rms;             // (M)
+    tensor_t partial;                      // (M,D)  b_n^i of the current block
+    tensor_t partial_inv_rms;              // (M)
     bool has_partial = false;
     // Phase-1 statistics of the current block's S gather points.
-    std::vector<tensor<T>> stat_o, stat_m, stat_l, stat_logits;  // S × (M,D), (M), (M), (N,M)
-    std::vector<tensor<T>> alpha;          // L+1 × (n_sources(l), M)
+    std::vector<tensor_t> stat_o, stat_m, stat_l, stat_logits;  // S × (M,D), (M), (M), (N,M)
+    std::vector<tensor_t> alpha;           // L+1 × (n_sources(l), M)
     // Kept for the backward (keep_for_backward): gather outputs and partial snapshots.
-    std::vector<tensor<T>> h;              // L+1 × (M,D)
-    std::vector<tensor<T>> partial_at;     // L × (M,D)  b_n^i as read by gather point l (i ≥ 1)
-    std::vector<tensor<T>> partial_at_inv_rms;  // L × (M)
+    std::vector<tensor_t> h;               // L+1 × (M,D)
+    std::vector<tensor_t> partial_at;      // L × (M,D)  b_n^i as read by gather point l (i ≥ 1)
+    std::vector<tensor_t> partial_at_inv_rms;  // L × (M)
     // Backward state.
-    std::vector<tensor<T>> dblock;         // N+1 × (M,D)  ∂ℒ/∂b_j
-    tensor<T> dpartial;                    // (M,D)  running ∂ℒ/∂v for the current block
-    std::vector<tensor<T>> dh_block;       // S × (M,D)  upstream gradients of the current block
-    std::vector<tensor<T>> c_block;        // S × (M)    dh·h of the current block's points
+    std::vector<tensor_t> dblock;          // N+1 × (M,D)  ∂ℒ/∂b_j
+    tensor_t dpartial;                     // (M,D)  running ∂ℒ/∂v for the current block
+    std::vector<tensor_t> dh_block;        // S × (M,D)  upstream gradients of the current block
+    std::vector<tensor_t> c_block;         // S × (M)    dh·h of the current block's points
     detail::call_sequence seq;
   };
 
@@ -79,8 +83,8 @@ class BlockAttnRes<N>::with {
   const residual_config& config() const { return cfg_; }
   int n_sublayers() const { return cfg_.n_sublayers; }
   int block_size() const { return S_; }
-  Params init_params() const { return detail::make_attn_res_params<T>(cfg_); }
-  Grads zero_grads() const { return detail::make_attn_res_grads<T>(cfg_); }
+  Params init_params() const { return detail::make_attn_res_params<T, space>(cfg_); }
+  Grads zero_grads() const { return detail::make_attn_res_grads<T, space>(cfg_); }
 
   // Gather point l (≤ L) at position i of block n (0-based) reads b_0..b_n plus the partial
   // when i ≥ 1; the output reads b_0..b_N.
@@ -89,7 +93,7 @@ class BlockAttnRes<N>::with {
     return (l - 1) / S_ + 1 + ((l - 1) % S_ > 0 ? 1 : 0);
   }
 
-  void begin(Cache& c, const_matrix_view<T> x0 /*(M,D)*/, bool keep_for_backward = true) const {
+  void begin(Cache& c, const_view_t x0 /*(M,D)*/, bool keep_for_backward = true) const {
     expects<shape_error>(x0.cols == cfg_.d_model, label(), ": embedding has width ", x0.cols, " but D = ",
                          cfg_.d_model);
     const int L = cfg_.n_sublayers;
@@ -101,8 +105,8 @@ class BlockAttnRes<N>::with {
         c.block.emplace_back(std::vector<index_t>{M, D});
         c.block_inv_rms.emplace_back(std::vector<index_t>{M});
       }
-      c.partial = tensor<T>({M, D});
-      c.partial_inv_rms = tensor<T>({M});
+      c.partial = tensor_t({M, D});
+      c.partial_inv_rms = tensor_t({M});
       for (int p = 0; p < S_; ++p) {
         c.stat_o.emplace_back(std::vector<index_t>{M, D});
         c.stat_m.emplace_back(std::vector<index_t>{M});
@@ -113,13 +117,13 @@ class BlockAttnRes<N>::with {
     }
     c.h.resize(keep_for_backward ? static_cast<std::size_t>(L + 1) : 0);
     for (auto& h : c.h)
-      if (h.rows() != M) h = tensor<T>({M, D});
+      if (h.rows() != M) h = tensor_t({M, D});
     c.partial_at.resize(keep_for_backward ? static_cast<std::size_t>(L) : 0);
     c.partial_at_inv_rms.resize(c.partial_at.size());
     for (int l = 1; l <= static_cast<int>(c.partial_at.size()); ++l)
       if ((l - 1) % S_ > 0 && c.partial_at[l - 1].rows() != M) {
-        c.partial_at[l - 1] = tensor<T>({M, D});
-        c.partial_at_inv_rms[l - 1] = tensor<T>({M});
+        c.partial_at[l - 1] = tensor_t({M, D});
+        c.partial_at_inv_rms[l - 1] = tensor_t({M});
       }
     copy(x0, c.block[0].mat());
     detail::key_norm_or_throw(Backend{}, label(), "the embedding x0", x0, T(cfg_.norm_eps), c.block_inv_rms[0].data());
@@ -128,7 +132,7 @@ class BlockAttnRes<N>::with {
     c.seq.begin(label(), L, keep_for_backward);
   }
 
-  void gather(const Params& p, Cache& c, int l, matrix_view<T> h /*(M,D)*/) const {
+  void gather(const Params& p, Cache& c, int l, view_t h /*(M,D)*/) const {
     detail::check_params(label(), cfg_, p);
     c.seq.gather(l);
     detail::check_view<T>(label(), "gather output", c.M, cfg_.d_model, h);
@@ -137,7 +141,7 @@ class BlockAttnRes<N>::with {
     if (l == L + 1) {
       close_block(c, l);
       const auto src = completed_sources(c);
-      ops::depth_attention_forward(Backend{}, std::span<const ops::depth_source<T>>(src), p.at(l), h,
+      ops::depth_attention_forward(Backend{}, std::span<const ops::depth_source<T, space>>(src), p.at(l), h,
                                    c.alpha[l - 1].mat());
     } else {
       const int i = (l - 1) % S_;
@@ -145,22 +149,22 @@ class BlockAttnRes<N>::with {
         if (c.has_partial) close_block(c, l);
         phase1(p, c, l);
       }
-      ops::depth_source<T> part{};
+      ops::depth_source<T, space> part{};
       if (i > 0) {
         detail::key_norm_or_throw(Backend{}, label(), partial_name(l), c.partial.mat(), T(cfg_.norm_eps),
                                   c.partial_inv_rms.data());
         part = {c.partial.mat(), c.partial_inv_rms.data()};
         if (keep) {
           copy(c.partial.mat(), c.partial_at[l - 1].mat());
-          std::copy(c.partial_inv_rms.begin(), c.partial_inv_rms.end(), c.partial_at_inv_rms[l - 1].begin());
+          copy(c.partial_inv_rms.mat(), c.partial_at_inv_rms[l - 1].mat());
         }
       }
       ops::depth_attention_merge(Backend{}, stats(c, i), i > 0 ? &part : nullptr, p.at(l), h, c.alpha[l - 1].mat());
     }
-    if (keep) copy(const_matrix_view<T>(h), c.h[l - 1].mat());
+    if (keep) copy(const_view_t(h), c.h[l - 1].mat());
   }
 
-  void push(Cache& c, int l, const_matrix_view<T> v /*(M,D)*/) const {
+  void push(Cache& c, int l, const_view_t v /*(M,D)*/) const {
     c.seq.push(l);
     detail::check_view<T>(label(), "output of sublayer " + std::to_string(l), c.M, cfg_.d_model, v);
     auto part = c.partial.mat();
@@ -168,7 +172,7 @@ class BlockAttnRes<N>::with {
       copy(v, part);
       c.has_partial = true;
     } else {
-      for (index_t t = 0; t < part.rows; ++t) simd::add(v.row(t), part.row(t), part.cols);
+      add_to(v, part);
     }
     // NaN/Inf in v shows up in the partial's key-norm statistic at the next gather point.
   }
@@ -178,33 +182,33 @@ class BlockAttnRes<N>::with {
     const index_t M = c.M, D = cfg_.d_model;
     c.dblock.resize(N + 1);
     for (auto& d : c.dblock) {
-      if (d.rows() != M) d = tensor<T>({M, D});
+      if (d.rows() != M) d = tensor_t({M, D});
       d.set_zero();
     }
-    if (c.dpartial.rows() != M) c.dpartial = tensor<T>({M, D});
+    if (c.dpartial.rows() != M) c.dpartial = tensor_t({M, D});
     c.dpartial.set_zero();
     c.dh_block.resize(S_);
     c.c_block.resize(S_);
     for (int p = 0; p < S_; ++p) {
-      if (c.dh_block[p].rows() != M) c.dh_block[p] = tensor<T>({M, D});
-      if (c.c_block[p].size() != M) c.c_block[p] = tensor<T>({M});
+      if (c.dh_block[p].rows() != M) c.dh_block[p] = tensor_t({M, D});
+      if (c.c_block[p].size() != M) c.c_block[p] = tensor_t({M});
     }
   }
 
-  void gather_backward(const Params& p, Cache& c, int l, const_matrix_view<T> dh /*(M,D)*/, Grads& g) const {
+  void gather_backward(const Params& p, Cache& c, int l, const_view_t dh /*(M,D)*/, Grads& g) const {
     c.seq.gather_backward(l);
     detail::check_view<T>(label(), "gradient dh", c.M, cfg_.d_model, dh);
     const int L = cfg_.n_sublayers;
-    std::vector<T> unused_dg(cfg_.learn_key_gain ? 0 : static_cast<std::size_t>(cfg_.d_model));
+    tensor_t unused_dg({cfg_.learn_key_gain ? 0 : cfg_.d_model});
     if (l == L + 1) {  // the output: one-shot backward over b_0..b_N
-      tensor<T> cvec({c.M});
+      tensor_t cvec({c.M});
       ops::row_dots(Backend{}, dh, c.h[l - 1].mat(), cvec.data());
       const auto src = completed_sources(c);
       const auto point = query_grad(p, g, l, c.alpha[l - 1].mat(), cvec.data(), dh, unused_dg);
       const auto dsrc = dblock_views(c, N + 1);
-      ops::depth_attention_backward(Backend{}, std::span<const ops::depth_source<T>>(src),
-                                    std::span<const ops::depth_query_grad<T>>(&point, 1),
-                                    std::span<const matrix_view<T>>(dsrc));
+      ops::depth_attention_backward(Backend{}, std::span<const ops::depth_source<T, space>>(src),
+                                    std::span<const ops::depth_query_grad<T, space>>(&point, 1),
+                                    std::span<const view_t>(dsrc));
       return;
     }
     const int i = (l - 1) % S_;
@@ -212,30 +216,30 @@ class BlockAttnRes<N>::with {
     copy(dh, c.dh_block[i].mat());
     ops::row_dots(Backend{}, dh, c.h[l - 1].mat(), c.c_block[i].data());
     if (i > 0) {  // Phase 2 backward: the partial source, needed next by this block's sublayers
-      const ops::depth_source<T> part{c.partial_at[l - 1].mat(), c.partial_at_inv_rms[l - 1].data()};
+      const ops::depth_source<T, space> part{c.partial_at[l - 1].mat(), c.partial_at_inv_rms[l - 1].data()};
       const auto a = c.alpha[l - 1].mat().middle_rows(n, 1);
       const auto point = query_grad(p, g, l, a, c.c_block[i].data(), dh, unused_dg);
-      const matrix_view<T> dpart = c.dpartial.mat();
-      ops::depth_attention_backward(Backend{}, std::span<const ops::depth_source<T>>(&part, 1),
-                                    std::span<const ops::depth_query_grad<T>>(&point, 1),
-                                    std::span<const matrix_view<T>>(&dpart, 1));
+      const view_t dpart = c.dpartial.mat();
+      ops::depth_attention_backward(Backend{}, std::span<const ops::depth_source<T, space>>(&part, 1),
+                                    std::span<const ops::depth_query_grad<T, space>>(&point, 1),
+                                    std::span<const view_t>(&dpart, 1));
     } else {  // Phase 1 backward: all S points of the block over the completed blocks, one pass
-      std::vector<ops::depth_query_grad<T>> points;
+      std::vector<ops::depth_query_grad<T, space>> points;
       for (int q = 0; q < S_; ++q) {
         const auto a = c.alpha[l - 1 + q].mat().middle_rows(0, n);
         points.push_back(query_grad(p, g, l + q, a, c.c_block[q].data(), c.dh_block[q].mat(), unused_dg));
       }
       const auto src = completed_sources(c, n);
       const auto dsrc = dblock_views(c, n);
-      ops::depth_attention_backward(Backend{}, std::span<const ops::depth_source<T>>(src),
-                                    std::span<const ops::depth_query_grad<T>>(points),
-                                    std::span<const matrix_view<T>>(dsrc));
+      ops::depth_attention_backward(Backend{}, std::span<const ops::depth_source<T, space>>(src),
+                                    std::span<const ops::depth_query_grad<T, space>>(points),
+                                    std::span<const view_t>(dsrc));
     }
   }
 
   // ∂ℒ/∂v_l: the gradient of the block sum v_l belongs to, plus the partial-sum gradients of
   // the later positions of the same block (accumulated in dpartial as the backward walks back).
-  void source_grad(Cache& c, int l, matrix_view<T> dv /*(M,D)*/) const {
+  void source_grad(Cache& c, int l, view_t dv /*(M,D)*/) const {
     c.seq.source_grad(l);
     detail::check_view<T>(label(), "source gradient", c.M, cfg_.d_model, dv);
     if (l == 0) {
@@ -246,7 +250,7 @@ class BlockAttnRes<N>::with {
     copy(c.dpartial.mat(), dv);
   }
 
-  const_matrix_view<T> depth_weights(const Cache& c, int l) const {
+  const_view_t depth_weights(const Cache& c, int l) const {
     expects<usage_error>(l >= 1 && l <= cfg_.n_sublayers + 1 && static_cast<std::size_t>(l) <= c.alpha.size(),
                          label(), ": no depth weights for gather point ", l);
     return c.alpha[l - 1].mat();
@@ -271,14 +275,14 @@ class BlockAttnRes<N>::with {
     c.has_partial = false;
   }
 
-  std::vector<ops::depth_source<T>> completed_sources(const Cache& c, int n = -1) const {
+  std::vector<ops::depth_source<T, space>> completed_sources(const Cache& c, int n = -1) const {
     if (n < 0) n = c.completed;
-    std::vector<ops::depth_source<T>> src;
+    std::vector<ops::depth_source<T, space>> src;
     for (int j = 0; j < n; ++j) src.push_back({c.block[j].mat(), c.block_inv_rms[j].data()});
     return src;
   }
 
-  ops::depth_stats<T> stats(Cache& c, int i) const {
+  ops::depth_stats<T, space> stats(Cache& c, int i) const {
     const int n = c.completed;
     return {c.stat_o[i].mat(), c.stat_m[i].data(), c.stat_l[i].data(), c.stat_logits[i].mat().middle_rows(0, n)};
   }
@@ -286,25 +290,25 @@ class BlockAttnRes<N>::with {
   // Phase 1: statistics of the S gather points l .. l+S-1 over the completed blocks.
   void phase1(const Params& p, Cache& c, int l) const {
     std::vector<ops::depth_query<T>> queries;
-    std::vector<ops::depth_stats<T>> out;
+    std::vector<ops::depth_stats<T, space>> out;
     for (int q = 0; q < S_; ++q) {
       queries.push_back(p.at(l + q));
       out.push_back(stats(c, q));
     }
     const auto src = completed_sources(c);
-    ops::depth_attention_stats(Backend{}, std::span<const ops::depth_source<T>>(src),
-                               std::span<const ops::depth_query<T>>(queries), std::span<const ops::depth_stats<T>>(out));
+    ops::depth_attention_stats(Backend{}, std::span<const ops::depth_source<T, space>>(src),
+                               std::span<const ops::depth_query<T>>(queries), std::span<const ops::depth_stats<T, space>>(out));
   }
 
-  ops::depth_query_grad<T> query_grad(const Params& p, Grads& g, int l, const_matrix_view<T> alpha, const T* cvec,
-                                      const_matrix_view<T> dh, std::vector<T>& unused_dg) const {
+  ops::depth_query_grad<T, space> query_grad(const Params& p, Grads& g, int l, const_view_t alpha, const T* cvec,
+                                             const_view_t dh, tensor_t& unused_dg) const {
     const index_t D = cfg_.d_model;
     return {p.at(l), alpha, cvec, dh, g.query.data() + (l - 1) * D,
             cfg_.learn_key_gain ? g.key_gain.data() + (l - 1) * D : unused_dg.data()};
   }
 
-  static std::vector<matrix_view<T>> dblock_views(Cache& c, int n) {
-    std::vector<matrix_view<T>> v;
+  static std::vector<view_t> dblock_views(Cache& c, int n) {
+    std::vector<view_t> v;
     for (int j = 0; j < n; ++j) v.push_back(c.dblock[j].mat());
     return v;
   }
