@@ -61,7 +61,6 @@ void require_same_params(Cpu& cpu, Gpu& gpu, bool grads, double rtol, double ato
   for (std::size_t i = 0; i < cp.size(); ++i) {
     const auto g = download(grads ? gp[i].grad : gp[i].value, gp[i].size());
     const std::string name = std::string(what) + " " + cp[i].name;
-    if (grads && cp[i].name.find("key_norm") != std::string::npos) continue;  // may be ~0 at tiny sizes
     require_close(grads ? cp[i].grad : cp[i].value, g.data(), cp[i].size(), rtol, atol, name.c_str());
   }
 }
@@ -91,12 +90,14 @@ void training_step_case() {
   const double n1 = train::clip_grad_norm(cp, 0.5, attnres::backend::cpu{});
   const double n2 = train::clip_grad_norm(gp, 0.5, attnres::backend::cuda{});
   require(std::abs(n1 - n2) <= 1e-4 * n1, "gradient norm " + std::to_string(n1) + " vs " + std::to_string(n2));
-  const train::adamw_config opt{.lr = 1e-2, .weight_decay = 0.1};
+  // ε large enough that the update lr·g/(|g| + ε) is smooth in g: a gradient element that is ~0
+  // with opposite signs on the two backends must not move its weight by ±lr.
+  const train::adamw_config opt{.lr = 1e-2, .eps = 1e-2, .weight_decay = 0.1};
   train::adamw<float, attnres::backend::cpu> o1(opt, cp);
   train::adamw<float, attnres::backend::cuda> o2(opt, gp);
   o1.step(cp);
   o2.step(gp);
-  require_same_params(cpu, gpu, false, 1e-4, 1e-6, "weight after AdamW");
+  require_same_params(cpu, gpu, false, 1e-3, 1e-5, "weight after AdamW");
 
   // inference after the step: forward logits, and prefill + decode through the KV caches
   const auto f1 = to_tensor(cpu.forward(tokens, B, T));
@@ -117,6 +118,15 @@ void training_step_case() {
     const auto a1 = cpu.depth_weights(cpu.n_sublayers() + 1), a2 = gpu.depth_weights(gpu.n_sublayers() + 1);
     require(a1.size() == a2.size() && a1.size() > 0, "depth_weights shape");
     require_close(a1.data(), a2.data(), a1.size(), 1e-4, 1e-6, "depth_weights");
+  }
+
+  // diagnostics read every source on the host: refused on the device, with the reason
+  attnres::depth_diagnostics diag;
+  try {
+    gpu.set_diagnostics(&diag);
+    throw failure("set_diagnostics on cuda did not throw");
+  } catch (const attnres::usage_error& e) {
+    require(std::string(e.what()).find("not supported on a device backend") != std::string::npos, e.what());
   }
 
   // saved on the device, loaded on the host: the same bits
