@@ -4,8 +4,10 @@
 //   backend::cuda, with backend_traits<backend::cuda>::available() asking for a device at run time
 //   cuda::device_tensor<T> (views: matrix_view<T, device_space>), cuda::upload / download / copy
 //   ops (backend::cuda overloads): depth attention (one-shot, two-phase stats + merge, backward),
-//   RMSNorm, cross-entropy / softmax, RoPE, causal attention, KV-cache decode, activations,
-//   AdamW, embedding, linear (cuBLAS). LayerNorm is not ported: calling it is a static_assert.
+//   RMSNorm, LayerNorm, cross-entropy / softmax, RoPE, causal attention, KV-cache decode,
+//   activations, AdamW, embedding, linear (cuBLAS), and add_to (dst += src) for the residual
+//   streams. With these, LM<..., backend::cuda> trains and generates through the same API as on
+//   the cpu.
 // Each kernel is a launch shell around __host__ __device__ row functions (ops/cuda/row/), which the
 // CPU test suite checks against the reference ops. See docs/cuda.md.
 
@@ -17,13 +19,16 @@
 #endif
 #endif
 
-#include <attnres/attnres.hpp>
-
+// The CUDA overloads come first: the generic code (nn/, residual/, model/, train/) calls ops by
+// qualified name (ops::linear_forward(Backend{}, ...)), and a qualified call in a template sees
+// only the overloads declared before the template. ops/cuda/launch.hpp refuses to be included
+// after that code, so a wrong order is one clear #error instead of "no matching function".
 #include <attnres/cuda/cublas.hpp>
 #include <attnres/cuda/device_tensor.hpp>
 #include <attnres/cuda/runtime.hpp>
 
 #include <attnres/ops/cuda/activation.hpp>
+#include <attnres/ops/cuda/add_to.hpp>
 #include <attnres/ops/cuda/adamw.hpp>
 #include <attnres/ops/cuda/attention_decode.hpp>
 #include <attnres/ops/cuda/causal_attention.hpp>
@@ -34,3 +39,5 @@
 #include <attnres/ops/cuda/linear.hpp>
 #include <attnres/ops/cuda/rms_norm.hpp>
 #include <attnres/ops/cuda/rope.hpp>
+
+#include <attnres/attnres.hpp>

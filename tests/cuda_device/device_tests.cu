@@ -48,6 +48,45 @@ void rms_norm_case(index_t M, index_t D) {
   require_close(dg.data(), host(ddg).data(), D, 1e-4, 1e-6, "rms_norm dg");
 }
 
+void layer_norm_case(index_t M, index_t D) {
+  attnres::rng gen(2 + M + D);
+  const auto x = random({M, D}, gen, 0.2, 2.0), g = random({D}, gen, 1.0, 0.3), b = random({D}, gen, 0.0, 0.5),
+             dy = random({M, D}, gen);
+  tensor<float> y({M, D}), mu({M}), s({M}), dx({M, D}), dg({D}), db({D});
+  ops::layer_norm_forward(ref, x.mat(), g.data(), b.data(), 1e-5f, y.mat(), mu.data(), s.data());
+  ops::layer_norm_backward(ref, x.mat(), g.data(), mu.data(), s.data(), dy.mat(), dx.mat(), dg.data(), db.data());
+  auto dx_ = cuda::upload(x), dg_ = cuda::upload(g), db_ = cuda::upload(b), ddy = cuda::upload(dy);
+  dtensor dyo({M, D}), dmu({M}), ds({M}), ddx({M, D}), ddg({D}), ddb({D});
+  ops::layer_norm_forward(gpu, dx_.mat(), dg_.data(), db_.data(), 1e-5f, dyo.mat(), dmu.data(), ds.data());
+  ops::layer_norm_backward(gpu, dx_.mat(), dg_.data(), dmu.data(), ds.data(), ddy.mat(), ddx.mat(), ddg.data(), ddb.data());
+  require_close(y.data(), host(dyo).data(), y.size(), 1e-5, 1e-6, "layer_norm y");
+  require_close(dx.data(), host(ddx).data(), dx.size(), 1e-4, 1e-6, "layer_norm dx");
+  require_close(dg.data(), host(ddg).data(), D, 1e-4, 1e-6, "layer_norm dg");
+  require_close(db.data(), host(ddb).data(), D, 1e-4, 1e-6, "layer_norm db");
+}
+
+// The memory operations of generic code on device views: add_to (a kernel) and copy (cudaMemcpy2D),
+// strided, against the host versions.
+void storage_ops_case(index_t M, index_t D) {
+  attnres::rng gen(3 + M + D);
+  const index_t S = D + 3;
+  const auto a = random({M, S}, gen), b = random({M, S}, gen);
+  tensor<float> want = b;
+  attnres::add_to(attnres::const_matrix_view<float>(a.data(), M, D, S), attnres::matrix_view<float>(want.data(), M, D, S));
+  auto da = cuda::upload(a), dbb = cuda::upload(b);
+  attnres::add_to(attnres::const_matrix_view<float, device_space>(da.data(), M, D, S),
+                  attnres::matrix_view<float, device_space>(dbb.data(), M, D, S));
+  require_close(want.data(), host(dbb).data(), want.size(), 0.0, 0.0, "add_to");
+  dtensor dc({M, D});
+  attnres::copy(attnres::const_matrix_view<float, device_space>(da.data(), M, D, S), dc.mat());
+  const auto c = host(dc);
+  for (index_t t = 0; t < M; ++t)
+    for (index_t d = 0; d < D; ++d) require(c[t * D + d] == a[t * S + d], "device-to-device copy");
+  dtensor f({M, D});
+  f.fill(1.5f);
+  for (float v : host(f)) require(v == 1.5f, "device_tensor::fill");
+}
+
 void depth_case(index_t M, index_t D, index_t n) {
   attnres::rng gen(10 + M + D + n);
   std::vector<tensor<float>> v, r;
@@ -240,6 +279,8 @@ int main() {
   suite s;
   for (index_t D : {1, 7, 13, 33}) {
     s.add("rms_norm M=5 D=" + std::to_string(D), [D] { rms_norm_case(5, D); });
+    s.add("layer_norm M=5 D=" + std::to_string(D), [D] { layer_norm_case(5, D); });
+    s.add("add_to, copy, fill M=4 D=" + std::to_string(D), [D] { storage_ops_case(4, D); });
     for (index_t n : {1, 2, 6}) s.add("depth attention M=37 D=" + std::to_string(D) + " n=" + std::to_string(n), [D, n] { depth_case(37, D, n); });
   }
   s.add("depth attention M=1 D=13 n=3", [] { depth_case(1, 13, 3); });

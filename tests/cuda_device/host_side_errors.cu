@@ -42,6 +42,13 @@ int main() {
       const auto m = message_of<attnres::error>([] { attnres::cuda::device_tensor<float> t({16, 16}); });
       require(contains(m, "needs a CUDA device"), m);
     });
+    s.add("no device: constructing LM<..., backend::cuda> is a cuda_error that says so, not a crash", [] {
+      using model = attnres::LM<attnres::BlockAttnRes<2>, attnres::RMSNorm, attnres::SwiGLU, attnres::backend::cuda>;
+      const auto m = message_of<attnres::cuda::cuda_error>(
+          [] { model lm({.vocab = 16, .d_model = 8, .n_heads = 2, .n_layers = 1, .d_ff = 12}); });
+      require(contains(m, "LM<..., backend::cuda> needs a CUDA device, but none is available"), m);
+      require(contains(m, "use backend::cpu on this machine"), m);
+    });
   }
   s.add("a size beyond cuBLAS's 32-bit range is a config_error before any launch", [] {
     // never dereferenced: the limit is checked first

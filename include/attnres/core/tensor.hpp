@@ -128,9 +128,10 @@ tensor<std::remove_const_t<T>, Space> to_tensor(matrix_view<T, Space> v) {
   return out;
 }
 
-// Copies src into dst (same shape, checked).
-template <class T, class U, class Space>
-void copy(matrix_view<U, Space> src, matrix_view<T, Space> dst) {
+// Copies src into dst (same shape, checked). Host memory only: the device overload lives in
+// <attnres/cuda/device_tensor.hpp>, so a device view never reaches std::copy.
+template <class T, class U>
+void copy(matrix_view<U, host_space> src, matrix_view<T, host_space> dst) {
   expects<shape_error>(src.rows == dst.rows && src.cols == dst.cols, "copy: source is (", src.rows,
                        ",", src.cols, ") but destination is (", dst.rows, ",", dst.cols, ")");
   for (index_t i = 0; i < src.rows; ++i) std::copy(src.row(i), src.row(i) + src.cols, dst.row(i));

@@ -3,7 +3,12 @@
 // device twin of tensor<T>. Its views are matrix_view<T, device_space>, so they can only be
 // handed to CUDA ops; moving data between the spaces is explicit (upload / download).
 // Move-only: a copy would be a hidden device allocation plus a device-to-device transfer.
+//
+// Also here, for generic code (core/storage.hpp): storage_t<T, device_space> = device_tensor<T>,
+// and the device_space overloads of fill_n, copy_from_host, copy_to_host, copy and
+// require_available. None of them launches a kernel (add_to, which does, is ops/cuda/add_to.hpp).
 
+#include <attnres/core/storage.hpp>
 #include <attnres/core/tensor.hpp>
 #include <attnres/cuda/runtime.hpp>
 
@@ -92,6 +97,12 @@ class device_tensor {
   void set_zero() {
     if (size_ > 0) check(cudaMemset(data_, 0, bytes()), "cudaMemset");
   }
+  // Every element = v (through a host buffer: used for initialisation, not in a training step).
+  void fill(T v) {
+    if (v == T(0)) return set_zero();
+    const std::vector<T> host(static_cast<std::size_t>(size_), v);
+    if (size_ > 0) check(cudaMemcpy(data_, host.data(), bytes(), cudaMemcpyHostToDevice), "cudaMemcpy (fill)");
+  }
 
  private:
   void release() noexcept {
@@ -152,3 +163,48 @@ void copy_to_host(const T* device, T* host, index_t n) {
 }
 
 }  // namespace attnres::cuda
+
+// ---- device_space for generic code (core/storage.hpp) ------------------------------------------
+namespace attnres {
+
+template <class T>
+struct storage_of<T, device_space> {
+  using type = cuda::device_tensor<T>;
+};
+
+inline void require_available(device_space, const char* who) { cuda::require_device(who); }
+
+template <class T>
+void fill_n(device_space, T* p, index_t n, T value) {
+  if (n <= 0) return;
+  if (value == T(0)) {
+    cuda::check(cudaMemset(p, 0, static_cast<std::size_t>(n) * sizeof(T)), "cudaMemset");
+  } else {
+    const std::vector<T> host(static_cast<std::size_t>(n), value);
+    cuda::copy_to_device(host.data(), p, n);
+  }
+}
+
+template <class T>
+void copy_from_host(device_space, const T* host, T* dst, index_t n) {
+  cuda::copy_to_device(host, dst, n);
+}
+
+template <class T>
+void copy_to_host(device_space, const T* src, T* host, index_t n) {
+  cuda::copy_to_host(src, host, n);
+}
+
+// Device to device (same shape, checked; strides respected).
+template <class T, class U>
+void copy(matrix_view<U, device_space> src, matrix_view<T, device_space> dst) {
+  static_assert(std::is_same_v<std::remove_const_t<U>, T>, "copy: the scalar types must agree");
+  expects<shape_error>(src.rows == dst.rows && src.cols == dst.cols, "copy: source is (", src.rows, ",", src.cols,
+                       ") but destination is (", dst.rows, ",", dst.cols, ")");
+  if (src.empty()) return;
+  cuda::check(cudaMemcpy2D(dst.data, dst.stride * sizeof(T), src.data, src.stride * sizeof(T), src.cols * sizeof(T),
+                           src.rows, cudaMemcpyDeviceToDevice),
+              "cudaMemcpy2D (device to device)");
+}
+
+}  // namespace attnres

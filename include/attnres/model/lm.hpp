@@ -10,11 +10,15 @@
 //
 // Compile time: Residual (Sum, FullAttnRes, BlockAttnRes<N>), Norm (RMSNorm, LayerNorm),
 // MLP (SwiGLU, GELU), Backend, scalar. Run time: every size (model_config).
+// Parameters, gradients, activations and KV caches live in the backend's memory space
+// (backend_tensor: host tensors for reference/cpu, device tensors for CUDA); the public API takes
+// and returns host data (token ids in, logits out), so one orchestration serves every backend.
 // Parameter names follow DESIGN.md, so weights move to and from PyTorch (tools/reference/).
 
 #include <attnres/core/backend.hpp>
 #include <attnres/core/error.hpp>
 #include <attnres/core/random.hpp>
+#include <attnres/core/storage.hpp>
 #include <attnres/core/tensor.hpp>
 #include <attnres/io/safetensors.hpp>
 #include <attnres/model/config.hpp>
@@ -68,6 +72,10 @@ class LM {
   using norm_t = typename Norm::template with<T, Backend>;
   using mlp_t = typename MLP::template with<T, Backend>;
   using attn_t = causal_self_attention<T, Backend>;
+  using space = typename backend_traits<Backend>::memory_space;
+  using tensor_t = backend_tensor<T, Backend>;
+  using view_t = matrix_view<T, space>;
+  using const_view_t = const_matrix_view<T, space>;
 
   struct layer_params {
     typename norm_t::Params attn_norm;
@@ -78,10 +86,10 @@ class LM {
   // Parameters and gradients share one layout (the residual policy names its two parts).
   template <class ResidualPart>
   struct model_tensors {
-    tensor<T> tok_embeddings;  // (V,D)
+    tensor_t tok_embeddings;  // (V,D)
     std::vector<layer_params> layers;
     typename norm_t::Params norm;
-    tensor<T> lm_head;  // (V,D); empty when tied to tok_embeddings
+    tensor_t lm_head;  // (V,D); empty when tied to tok_embeddings
     ResidualPart residual;
   };
   using Params = model_tensors<typename policy_t::Params>;
@@ -96,6 +104,7 @@ class LM {
         norm_(cfg.d_model, cfg.norm_eps),
         attn_(cfg.d_model, cfg.n_heads, cfg.rope_theta),
         mlp_(cfg.d_model, cfg.d_ff) {
+    require_available(space{}, "LM<..., backend::cuda>");  // no device: one clear error before the first allocation
     params = make_params<Params>(false);
     grads = make_params<Grads>(true);
   }
@@ -112,13 +121,29 @@ class LM {
   // (forward_backward, loss, forward, prefill) then appends one record, and the backward fills
   // its gradient norms. nullptr detaches; a detached model pays one pointer check per hook.
   // The recorder is not owned and must outlive its attachment.
-  void set_diagnostics(depth_diagnostics* d) { diag_ = d; }
+  // Diagnostics read every source and α on the host: refused on a device backend (use
+  // depth_weights(l) after a forward there, or record diagnostics with backend::cpu).
+  void set_diagnostics(depth_diagnostics* d) {
+    expects<usage_error>(on_host || d == nullptr, "LM<", describe(arch()), ", backend::", Backend::name,
+                         ">: depth diagnostics read every source and α on the host and are not supported on a "
+                         "device backend; call depth_weights(l) after a forward, or record them with backend::cpu");
+    diag_ = d;
+  }
   depth_diagnostics* diagnostics() const { return diag_; }
   int n_sublayers() const { return cfg_.n_sublayers(); }
 
-  // Every parameter with its DESIGN.md name, its gradient and whether AdamW decays it.
-  param_list<T> parameters() {
-    param_list<T> out;
+  // α of gather point l (n_sources(l), M) from the last forward pass, as a host copy (empty for Sum).
+  tensor<T> depth_weights(int l) const {
+    const const_view_t a = policy_.depth_weights(act_.rcache, l);
+    tensor<T> out({a.rows, a.cols});
+    if (!a.empty()) copy_to_host(space{}, a.data, out.data(), a.rows * a.cols);  // α rows are contiguous
+    return out;
+  }
+
+  // Every parameter with its DESIGN.md name, its gradient and whether AdamW decays it. The
+  // pointers are in the backend's memory space (device pointers for CUDA).
+  param_list<T, space> parameters() {
+    param_list<T, space> out;
     const index_t V = cfg_.vocab, D = cfg_.d_model;
     out.push_back({"tok_embeddings.weight", {V, D}, params.tok_embeddings.data(), grads.tok_embeddings.data(), true});
     for (index_t i = 0; i < cfg_.n_layers; ++i) {
@@ -150,12 +175,14 @@ class LM {
     rng gen(seed);
     for (auto& p : parameters()) {
       if (!p.decay) continue;  // norm gains, biases, queries keep their structural init
-      for (index_t i = 0; i < p.size(); ++i) p.value[i] = static_cast<T>(0.02 * gen.normal());
+      tensor<T> init({p.size()});  // drawn on the host (one RNG stream for every backend), then placed
+      for (index_t i = 0; i < p.size(); ++i) init[i] = static_cast<T>(0.02 * gen.normal());
+      copy_from_host(space{}, init.data(), p.value, p.size());
     }
   }
 
   void zero_grad() {
-    for (auto& p : parameters()) std::fill(p.grad, p.grad + p.size(), T(0));
+    for (auto& p : parameters()) fill_n(space{}, p.grad, p.size(), T(0));
   }
 
   // Mean next-token cross-entropy over batch·T positions; gradients *accumulate* into grads,
@@ -165,12 +192,14 @@ class LM {
     check_tokens(tokens, batch, seq);
     expects<shape_error>(static_cast<index_t>(targets.size()) == batch * seq, "LM: ", targets.size(),
                          " targets for batch × T = ", batch * seq, " positions");
-    run_forward(tokens, batch, seq, true, nullptr);
+    const std::int32_t* ids = ids_in_space(tokens, act_.tokens);
+    run_forward(ids, batch, seq, true, nullptr);
     auto& a = act_;
     ensure(a.dlogits, batch * seq, cfg_.vocab);
-    const double loss = ops::cross_entropy(Backend{}, a.logits.mat(), targets.data(), a.dlogits.mat(), T(grad_scale));
+    const double loss =
+        ops::cross_entropy(Backend{}, a.logits.mat(), ids_in_space(targets, a.targets), a.dlogits.mat(), T(grad_scale));
     expects<numeric_error>(std::isfinite(loss), "LM: the loss is not finite (", loss, ")");
-    run_backward(tokens);
+    run_backward(ids);
     return loss;
   }
 
@@ -179,28 +208,28 @@ class LM {
     check_tokens(tokens, batch, seq);
     expects<shape_error>(static_cast<index_t>(targets.size()) == batch * seq, "LM: ", targets.size(),
                          " targets for batch × T = ", batch * seq, " positions");
-    run_forward(tokens, batch, seq, false, nullptr);
-    return ops::cross_entropy(Backend{}, act_.logits.mat(), targets.data(), matrix_view<T>{}, T(1));
+    run_forward(ids_in_space(tokens, act_.tokens), batch, seq, false, nullptr);
+    return ops::cross_entropy(Backend{}, act_.logits.mat(), ids_in_space(targets, act_.targets), view_t{}, T(1));
   }
 
-  // Logits (batch·T, V) of every position.
+  // Logits (batch·T, V) of every position (host memory, valid until the next call).
   const_matrix_view<T> forward(std::span<const std::int32_t> tokens, index_t batch, index_t seq) {
     check_tokens(tokens, batch, seq);
-    run_forward(tokens, batch, seq, false, nullptr);
-    return act_.logits.mat();
+    run_forward(ids_in_space(tokens, act_.tokens), batch, seq, false, nullptr);
+    return on_host_view(act_.logits, act_.host_logits);
   }
 
   // ---- generation with a KV cache -------------------------------------------------------
   struct decode_state {
     index_t batch = 0, capacity = 0, pos = 0;
-    std::vector<kv_cache_layer<T>> kv;  // one per transformer layer
+    std::vector<kv_cache_layer<T, space>> kv;  // one per transformer layer
   };
 
   decode_state start_decode(index_t batch, index_t capacity) const {
     expects<usage_error>(batch >= 1 && capacity >= 1, "LM: decoding needs batch ≥ 1 and capacity ≥ 1");
     decode_state s{batch, capacity, 0, {}};
     for (index_t i = 0; i < cfg_.n_layers; ++i)
-      s.kv.push_back({tensor<T>({batch, capacity, cfg_.d_model}), tensor<T>({batch, capacity, cfg_.d_model})});
+      s.kv.push_back({tensor_t({batch, capacity, cfg_.d_model}), tensor_t({batch, capacity, cfg_.d_model})});
     return s;
   }
 
@@ -210,9 +239,9 @@ class LM {
     expects<usage_error>(s.pos == 0, "LM: prefill on a decode state that already holds ", s.pos, " positions");
     expects<usage_error>(seq <= s.capacity, "LM: a prompt of ", seq, " tokens exceeds the decode capacity ", s.capacity);
     check_tokens(tokens, s.batch, seq);
-    run_forward(tokens, s.batch, seq, false, &s);
+    run_forward(ids_in_space(tokens, act_.tokens), s.batch, seq, false, &s);
     s.pos = seq;
-    return act_.logits.mat();
+    return on_host_view(act_.logits, act_.host_logits);
   }
 
   // One new token per sequence (batch): returns its logits (batch, V). The depth sources of
@@ -228,7 +257,7 @@ class LM {
     ensure(d.v, M, D);
     ensure(d.y, M, D);
     ensure(d.logits, M, cfg_.vocab);
-    ops::embedding_forward(Backend{}, tokens.data(), M, params.tok_embeddings.mat(), d.x0.mat());
+    ops::embedding_forward(Backend{}, ids_in_space(tokens, d.tokens), M, params.tok_embeddings.mat(), d.x0.mat());
     policy_.begin(d.rcache, d.x0.mat(), false);
     for (index_t i = 0; i < cfg_.n_layers; ++i) {
       const int la = static_cast<int>(2 * i + 1), lm = la + 1;
@@ -246,7 +275,7 @@ class LM {
     norm_.forward(params.norm, d.norm_cache, d.h.mat(), d.y.mat());
     ops::linear_forward(Backend{}, d.y.mat(), head_weight(), d.logits.mat());
     ++s.pos;
-    return d.logits.mat();
+    return on_host_view(d.logits, d.host_logits);
   }
 
   // ---- weights in safetensors files (DESIGN.md names and metadata) ------------------------
@@ -260,7 +289,7 @@ class LM {
     for (const auto& [k, v] : extra_metadata) w.set_metadata(k, v);
     for (const auto& p : parameters()) {
       tensor<T> t(p.shape);
-      std::copy(p.value, p.value + p.size(), t.data());
+      copy_to_host(space{}, p.value, t.data(), p.size());
       w.add(p.name, t);
     }
   }
@@ -285,7 +314,7 @@ class LM {
       for (index_t i = 0; i < t.size(); ++i)
         expects<io_error>(std::isfinite(static_cast<double>(t[i])), f.source_name(), ": tensor '", p.name,
                           "' contains NaN or Inf");
-      std::copy(t.begin(), t.end(), p.value);
+      copy_from_host(space{}, t.data(), p.value, t.size());
     }
     for (const auto& name : f.names()) {
       if (expected.count(name)) continue;
@@ -304,8 +333,10 @@ class LM {
 
  private:
   static constexpr bool has_residual_params = !std::is_same_v<Residual, Sum>;
+  static constexpr bool on_host = std::is_same_v<space, host_space>;
+  using ids_t = storage_t<std::int32_t, space>;
 
-  void list_residual_row(const std::string& prefix, int l, param_list<T>& out) {
+  void list_residual_row(const std::string& prefix, int l, param_list<T, space>& out) {
     if constexpr (has_residual_params) {
       const index_t D = cfg_.d_model;
       out.push_back({prefix + "query", {D}, params.residual.query.data() + (l - 1) * D,
@@ -319,12 +350,12 @@ class LM {
   Tensors make_params(bool zero) const {
     Tensors p;
     const index_t V = cfg_.vocab, D = cfg_.d_model;
-    p.tok_embeddings = tensor<T>({V, D});
+    p.tok_embeddings = tensor_t({V, D});
     for (index_t i = 0; i < cfg_.n_layers; ++i)
       p.layers.push_back({zero ? norm_.zero_grads() : norm_.init_params(), attn_.init_params(),
                           zero ? norm_.zero_grads() : norm_.init_params(), mlp_.init_params()});
     p.norm = zero ? norm_.zero_grads() : norm_.init_params();
-    if (!cfg_.tie_embeddings) p.lm_head = tensor<T>({V, D});
+    if (!cfg_.tie_embeddings) p.lm_head = tensor_t({V, D});
     if constexpr (std::is_same_v<Tensors, Grads>)
       p.residual = policy_.zero_grads();
     else
@@ -332,10 +363,10 @@ class LM {
     return p;
   }
 
-  const_matrix_view<T> head_weight() const {
+  const_view_t head_weight() const {
     return cfg_.tie_embeddings ? params.tok_embeddings.mat() : params.lm_head.mat();
   }
-  matrix_view<T> head_grad() { return cfg_.tie_embeddings ? grads.tok_embeddings.mat() : grads.lm_head.mat(); }
+  view_t head_grad() { return cfg_.tie_embeddings ? grads.tok_embeddings.mat() : grads.lm_head.mat(); }
 
   void check_tokens(std::span<const std::int32_t> tokens, index_t batch, index_t seq) const {
     expects<shape_error>(batch >= 1 && seq >= 1, "LM: batch and T must be positive, got ", batch, " and ", seq);
@@ -343,34 +374,64 @@ class LM {
                          " tokens for batch × T = ", batch, " × ", seq);
   }
 
-  static void ensure(tensor<T>& t, index_t rows, index_t cols) { detail::ensure_shape(t, rows, cols); }
+  static void ensure(tensor_t& t, index_t rows, index_t cols) { detail::ensure_shape(t, rows, cols); }
+
+  // Token ids where the backend reads them: the caller's array on the host; on a device, an
+  // upload into `buffer` (the kernels check every id there).
+  static const std::int32_t* ids_in_space(std::span<const std::int32_t> ids, ids_t& buffer) {
+    if constexpr (on_host) {
+      return ids.data();
+    } else {
+      const auto n = static_cast<index_t>(ids.size());
+      if (buffer.size() < n) buffer = ids_t({n});
+      copy_from_host(space{}, ids.data(), buffer.data(), n);
+      return buffer.data();
+    }
+  }
+
+  // Logits for the caller, in host memory: the view itself on the host; on a device, a download
+  // into `host` (owned by the model, valid until the next call).
+  static const_matrix_view<T> on_host_view(const tensor_t& logits, tensor<T>& host) {
+    if constexpr (on_host) {
+      return logits.mat();
+    } else {
+      detail::ensure_shape(host, logits.rows(), logits.cols());
+      copy_to_host(space{}, logits.data(), host.data(), logits.size());
+      return host.mat();
+    }
+  }
 
   // Activations of one forward pass, kept for the backward.
   struct sublayer_acts {
-    tensor<T> h, xn, v;  // (M,D)  gather output, normed input, sublayer output
+    tensor_t h, xn, v;  // (M,D)  gather output, normed input, sublayer output
     typename norm_t::Cache norm_cache;
   };
   struct activations {
     index_t batch = 0, seq = 0;
-    tensor<T> x0;  // (M,D)
+    ids_t tokens, targets;  // (M) device copies of the ids (unused on the host)
+    tensor_t x0;  // (M,D)
     std::vector<sublayer_acts> sub;  // L
     std::vector<typename attn_t::Cache> attn_cache;  // n_layers
     std::vector<typename mlp_t::Cache> mlp_cache;    // n_layers
-    tensor<T> hout, y;  // (M,D)
+    tensor_t hout, y;  // (M,D)
     typename norm_t::Cache final_norm_cache;
-    tensor<T> logits, dlogits;  // (M,V)
-    tensor<T> dy, dh, dv, dxn, dx0;  // (M,D) backward scratch
+    tensor_t logits, dlogits;  // (M,V)
+    tensor<T> host_logits;     // (M,V) what forward / prefill return on a device backend
+    tensor_t dy, dh, dv, dxn, dx0;  // (M,D) backward scratch
     typename policy_t::Cache rcache;
   };
   struct decode_scratch {
-    tensor<T> x0, h, xn, v, y, logits;
+    ids_t tokens;  // (batch) device copy of the ids (unused on the host)
+    tensor_t x0, h, xn, v, y, logits;
+    tensor<T> host_logits;  // (batch,V) what decode_step returns on a device backend
     typename norm_t::Cache norm_cache;
     typename attn_t::Cache attn_cache;
     typename mlp_t::Cache mlp_cache;
     typename policy_t::Cache rcache;
   };
 
-  void run_forward(std::span<const std::int32_t> tokens, index_t batch, index_t seq, bool keep, decode_state* kv) {
+  // tokens: batch·seq ids in the backend's memory space (ids_in_space).
+  void run_forward(const std::int32_t* tokens, index_t batch, index_t seq, bool keep, decode_state* kv) {
     auto& a = act_;
     const index_t M = batch * seq, D = cfg_.d_model;
     const int L = n_sublayers();
@@ -394,11 +455,13 @@ class LM {
     ensure(a.y, M, D);
     ensure(a.logits, M, cfg_.vocab);
 
-    ops::embedding_forward(Backend{}, tokens.data(), M, params.tok_embeddings.mat(), a.x0.mat());
+    ops::embedding_forward(Backend{}, tokens, M, params.tok_embeddings.mat(), a.x0.mat());
     policy_.begin(a.rcache, a.x0.mat(), keep);
-    if (diag_) {
-      diag_->begin_pass(L, M);
-      diag_->on_source<T>(0, a.x0.mat());
+    if constexpr (on_host) {
+      if (diag_) {
+        diag_->begin_pass(L, M);
+        diag_->on_source<T>(0, a.x0.mat());
+      }
     }
     for (int l = 1; l <= L; ++l) {  // gather → sublayer → push
       auto& s = a.sub[keep ? l - 1 : 0];
@@ -406,7 +469,8 @@ class LM {
       const std::size_t ci = keep ? static_cast<std::size_t>(i) : 0;  // attention / MLP cache slot
       auto& lp = params.layers[i];
       policy_.gather(params.residual, a.rcache, l, s.h.mat());
-      if (diag_) diag_->on_gather<T>(l, s.h.mat(), policy_.depth_weights(a.rcache, l));
+      if constexpr (on_host)
+        if (diag_) diag_->on_gather<T>(l, s.h.mat(), policy_.depth_weights(a.rcache, l));
       if (l % 2 == 1) {
         norm_.forward(lp.attn_norm, s.norm_cache, s.h.mat(), s.xn.mat());
         attn_.forward(lp.attn, a.attn_cache[ci], s.xn.mat(), batch, seq, s.v.mat(), kv ? &kv->kv[i] : nullptr);
@@ -415,19 +479,21 @@ class LM {
         mlp_.forward(lp.mlp, a.mlp_cache[ci], s.xn.mat(), s.v.mat());
       }
       policy_.push(a.rcache, l, s.v.mat());
-      if (diag_) diag_->on_source<T>(l, s.v.mat());
+      if constexpr (on_host)
+        if (diag_) diag_->on_source<T>(l, s.v.mat());
     }
     policy_.gather(params.residual, a.rcache, L + 1, a.hout.mat());
-    if (diag_) diag_->on_gather<T>(L + 1, a.hout.mat(), policy_.depth_weights(a.rcache, L + 1));
+    if constexpr (on_host)
+      if (diag_) diag_->on_gather<T>(L + 1, a.hout.mat(), policy_.depth_weights(a.rcache, L + 1));
     norm_.forward(params.norm, a.final_norm_cache, a.hout.mat(), a.y.mat());
     ops::linear_forward(Backend{}, a.y.mat(), head_weight(), a.logits.mat());
   }
 
-  void run_backward(std::span<const std::int32_t> tokens) {
+  void run_backward(const std::int32_t* tokens /*(M) in the backend's memory space*/) {
     auto& a = act_;
     const index_t M = a.batch * a.seq, D = cfg_.d_model;
     const int L = n_sublayers();
-    for (tensor<T>* t : {&a.dy, &a.dh, &a.dv, &a.dxn, &a.dx0}) ensure(*t, M, D);
+    for (tensor_t* t : {&a.dy, &a.dh, &a.dv, &a.dxn, &a.dx0}) ensure(*t, M, D);
     a.dy.set_zero();
     ops::linear_backward(Backend{}, a.y.mat(), head_weight(), a.dlogits.mat(), a.dy.mat(), head_grad());
     a.dh.set_zero();
@@ -440,7 +506,8 @@ class LM {
       auto& lp = params.layers[i];
       auto& lg = grads.layers[i];
       policy_.source_grad(a.rcache, l, a.dv.mat());
-      if (diag_) diag_->on_source_grad<T>(l, a.dv.mat());
+      if constexpr (on_host)
+        if (diag_) diag_->on_source_grad<T>(l, a.dv.mat());
       a.dxn.set_zero();
       a.dh.set_zero();
       if (l % 2 == 1) {
@@ -453,8 +520,9 @@ class LM {
       policy_.gather_backward(params.residual, a.rcache, l, a.dh.mat(), grads.residual);
     }
     policy_.source_grad(a.rcache, 0, a.dx0.mat());
-    if (diag_) diag_->on_source_grad<T>(0, a.dx0.mat());
-    ops::embedding_backward(Backend{}, tokens.data(), M, a.dx0.mat(), grads.tok_embeddings.mat());
+    if constexpr (on_host)
+      if (diag_) diag_->on_source_grad<T>(0, a.dx0.mat());
+    ops::embedding_backward(Backend{}, tokens, M, a.dx0.mat(), grads.tok_embeddings.mat());
   }
 
   model_config cfg_;

@@ -11,6 +11,7 @@
 
 #include <attnres/core/backend.hpp>
 #include <attnres/core/error.hpp>
+#include <attnres/core/storage.hpp>
 #include <attnres/core/tensor.hpp>
 #include <attnres/nn/mlp.hpp>
 #include <attnres/nn/parameter.hpp>
@@ -24,25 +25,32 @@
 
 namespace attnres {
 
-// Keys and values of one attention layer for every position generated so far.
-template <class T>
+// Keys and values of one attention layer for every position generated so far, in the memory
+// space of the backend that runs the attention.
+template <class T, class Space = host_space>
 struct kv_cache_layer {
-  tensor<T> k, v;  // (batch, T_max, D)
+  storage_t<T, Space> k, v;  // (batch, T_max, D)
 };
 
 template <class T, class Backend = default_backend>
 class causal_self_attention {
  public:
+  using space = typename backend_traits<Backend>::memory_space;  // where params, caches and views live
+  using tensor_t = backend_tensor<T, Backend>;
+  using view_t = matrix_view<T, space>;
+  using const_view_t = const_matrix_view<T, space>;
+  using kv_cache_t = kv_cache_layer<T, space>;
+
   struct Params {
-    tensor<T> wq, wk, wv, wo;  // (D,D) each
+    tensor_t wq, wk, wv, wo;  // (D,D) each
   };
   using Grads = Params;
   struct Cache {
     index_t batch = 0, seq = 0;
-    tensor<T> q, k, v;         // (M,D) after RoPE
-    tensor<T> probs;           // (batch, H, T, T)
-    tensor<T> ctx;             // (M,D) heads concatenated, before W_o
-    tensor<T> dctx, dq, dk, dv;  // (M,D) backward scratch
+    tensor_t q, k, v;         // (M,D) after RoPE
+    tensor_t probs;           // (batch, H, T, T)
+    tensor_t ctx;             // (M,D) heads concatenated, before W_o
+    tensor_t dctx, dq, dk, dv;  // (M,D) backward scratch
   };
 
   causal_self_attention(index_t D, index_t H, double rope_theta) : D_(D), H_(H), theta_(rope_theta) {
@@ -53,19 +61,19 @@ class causal_self_attention {
 
   Params init_params() const { return zero_grads(); }
   Grads zero_grads() const {
-    return {tensor<T>({D_, D_}), tensor<T>({D_, D_}), tensor<T>({D_, D_}), tensor<T>({D_, D_})};
+    return {tensor_t({D_, D_}), tensor_t({D_, D_}), tensor_t({D_, D_}), tensor_t({D_, D_})};
   }
 
   // y (M,D) = attention(x (M,D)) over `batch` sequences of `seq` tokens (M = batch·seq). With a
   // kv cache, the rotated keys and values of positions 0..seq-1 are stored in it (prefill).
-  void forward(const Params& p, Cache& c, const_matrix_view<T> x, index_t batch, index_t seq, matrix_view<T> y,
-               kv_cache_layer<T>* kv = nullptr) const {
+  void forward(const Params& p, Cache& c, const_view_t x, index_t batch, index_t seq, view_t y,
+               kv_cache_t* kv = nullptr) const {
     expects<shape_error>(x.rows == batch * seq, "attention: ", x.rows, " rows are not batch × T = ", batch, " × ", seq);
     const index_t M = x.rows;
     c.batch = batch;
     c.seq = seq;
-    for (tensor<T>* t : {&c.q, &c.k, &c.v, &c.ctx}) detail::ensure_shape(*t, M, D_);
-    if (c.probs.size() != batch * H_ * seq * seq) c.probs = tensor<T>({batch, H_, seq, seq});
+    for (tensor_t* t : {&c.q, &c.k, &c.v, &c.ctx}) detail::ensure_shape(*t, M, D_);
+    if (c.probs.size() != batch * H_ * seq * seq) c.probs = tensor_t({batch, H_, seq, seq});
     ops::linear_forward(Backend{}, x, p.wq.mat(), c.q.mat());
     ops::linear_forward(Backend{}, x, p.wk.mat(), c.k.mat());
     ops::linear_forward(Backend{}, x, p.wv.mat(), c.v.mat());
@@ -78,10 +86,9 @@ class causal_self_attention {
   }
 
   // dx (M,D) += ∂ℒ/∂x ; parameter gradients accumulate
-  void backward(const Params& p, Cache& c, const_matrix_view<T> x, const_matrix_view<T> dy, matrix_view<T> dx,
-                Grads& g) const {
+  void backward(const Params& p, Cache& c, const_view_t x, const_view_t dy, view_t dx, Grads& g) const {
     const index_t M = x.rows;
-    for (tensor<T>* t : {&c.dctx, &c.dq, &c.dk, &c.dv}) detail::ensure_shape(*t, M, D_);
+    for (tensor_t* t : {&c.dctx, &c.dq, &c.dk, &c.dv}) detail::ensure_shape(*t, M, D_);
     c.dctx.set_zero();
     ops::linear_backward(Backend{}, c.ctx.mat(), p.wo.mat(), dy, c.dctx.mat(), g.wo.mat());
     ops::causal_attention_backward(Backend{}, c.q.mat(), c.k.mat(), c.v.mat(), c.probs.data(), c.dctx.mat(), c.batch,
@@ -95,26 +102,24 @@ class causal_self_attention {
 
   // One new token per sequence at position `pos`: x (batch, D) → y (batch, D). Its key and
   // value join the cache; the query attends over positions 0..pos.
-  void decode(const Params& p, Cache& c, const_matrix_view<T> x, kv_cache_layer<T>& kv, index_t pos,
-              matrix_view<T> y) const {
+  void decode(const Params& p, Cache& c, const_view_t x, kv_cache_t& kv, index_t pos, view_t y) const {
     const index_t batch = x.rows, T_max = kv.k.dim(1);
     expects<usage_error>(pos < T_max, "attention: position ", pos, " is beyond the KV cache (", T_max,
                          " positions)");
-    for (tensor<T>* t : {&c.q, &c.k, &c.v, &c.ctx}) detail::ensure_shape(*t, batch, D_);
+    for (tensor_t* t : {&c.q, &c.k, &c.v, &c.ctx}) detail::ensure_shape(*t, batch, D_);
     ops::linear_forward(Backend{}, x, p.wq.mat(), c.q.mat());
     ops::linear_forward(Backend{}, x, p.wk.mat(), c.k.mat());
     ops::linear_forward(Backend{}, x, p.wv.mat(), c.v.mat());
     ops::rope_forward(Backend{}, c.q.mat(), 1, H_, pos, theta_);
     ops::rope_forward(Backend{}, c.k.mat(), 1, H_, pos, theta_);
-    for (index_t b = 0; b < batch; ++b) {
-      std::copy(c.k.mat().row(b), c.k.mat().row(b) + D_, kv.k.data() + (b * T_max + pos) * D_);
-      std::copy(c.v.mat().row(b), c.v.mat().row(b) + D_, kv.v.data() + (b * T_max + pos) * D_);
-    }
+    // row b of k, v → cache position (b, pos): one strided copy per tensor
+    copy(c.k.mat(), view_t(kv.k.data() + pos * D_, batch, D_, T_max * D_));
+    copy(c.v.mat(), view_t(kv.v.data() + pos * D_, batch, D_, T_max * D_));
     ops::attention_decode(Backend{}, c.q.mat(), kv.k.data(), kv.v.data(), pos + 1, T_max, H_, c.ctx.mat());
     ops::linear_forward(Backend{}, c.ctx.mat(), p.wo.mat(), y);
   }
 
-  void list(const std::string& prefix, Params& p, Grads& g, param_list<T>& out) const {
+  void list(const std::string& prefix, Params& p, Grads& g, param_list<T, space>& out) const {
     out.push_back({prefix + "wq.weight", {D_, D_}, p.wq.data(), g.wq.data(), true});
     out.push_back({prefix + "wk.weight", {D_, D_}, p.wk.data(), g.wk.data(), true});
     out.push_back({prefix + "wv.weight", {D_, D_}, p.wv.data(), g.wv.data(), true});
@@ -122,14 +127,13 @@ class causal_self_attention {
   }
 
  private:
-  void store(kv_cache_layer<T>& kv, const Cache& c, index_t batch, index_t seq) const {
+  void store(kv_cache_t& kv, const Cache& c, index_t batch, index_t seq) const {
     const index_t T_max = kv.k.dim(1);
     expects<usage_error>(kv.k.dim(0) == batch && seq <= T_max, "attention: a prompt of ", seq,
                          " tokens does not fit a KV cache of ", T_max, " positions for batch ", kv.k.dim(0));
-    for (index_t b = 0; b < batch; ++b) {
-      std::copy(c.k.data() + b * seq * D_, c.k.data() + (b + 1) * seq * D_, kv.k.data() + b * T_max * D_);
-      std::copy(c.v.data() + b * seq * D_, c.v.data() + (b + 1) * seq * D_, kv.v.data() + b * T_max * D_);
-    }
+    // sequence b (seq·D contiguous values) → cache positions (b, 0..seq-1): one strided copy
+    copy(const_view_t(c.k.data(), batch, seq * D_), view_t(kv.k.data(), batch, seq * D_, T_max * D_));
+    copy(const_view_t(c.v.data(), batch, seq * D_), view_t(kv.v.data(), batch, seq * D_, T_max * D_));
   }
   index_t D_, H_;
   double theta_;

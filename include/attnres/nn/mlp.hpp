@@ -5,6 +5,7 @@
 //   GELU:    y = W_down ( gelu(W_up x) )                   w_up (F,D); w_down (D,F); exact erf GELU
 
 #include <attnres/core/backend.hpp>
+#include <attnres/core/storage.hpp>
 #include <attnres/core/tensor.hpp>
 #include <attnres/nn/parameter.hpp>
 #include <attnres/ops/activation.hpp>
@@ -16,9 +17,10 @@
 namespace attnres {
 
 namespace detail {
-template <class T>
-void ensure_shape(tensor<T>& t, index_t rows, index_t cols) {
-  if (t.rank() != 2 || t.dim(0) != rows || t.dim(1) != cols) t = tensor<T>({rows, cols});
+// Reshapes a scratch tensor (host or device) to (rows, cols) unless it already is.
+template <class Tensor>
+void ensure_shape(Tensor& t, index_t rows, index_t cols) {
+  if (t.rank() != 2 || t.dim(0) != rows || t.dim(1) != cols) t = Tensor({rows, cols});
 }
 }  // namespace detail
 
@@ -31,24 +33,29 @@ struct SwiGLU {
 template <class T, class Backend>
 class SwiGLU::with {
  public:
+  using space = typename backend_traits<Backend>::memory_space;  // where params, caches and views live
+  using tensor_t = backend_tensor<T, Backend>;
+  using view_t = matrix_view<T, space>;
+  using const_view_t = const_matrix_view<T, space>;
+
   struct Params {
-    tensor<T> w_gate, w_up;  // (F,D)
-    tensor<T> w_down;        // (D,F)
+    tensor_t w_gate, w_up;  // (F,D)
+    tensor_t w_down;        // (D,F)
   };
   using Grads = Params;
   struct Cache {
-    tensor<T> gate, up, act;     // (M,F)  W_gate x, W_up x, silu(gate) ⊙ up
-    tensor<T> dact, dgate, dup;  // (M,F)  backward scratch
+    tensor_t gate, up, act;     // (M,F)  W_gate x, W_up x, silu(gate) ⊙ up
+    tensor_t dact, dgate, dup;  // (M,F)  backward scratch
   };
 
   with(index_t D, index_t F) : D_(D), F_(F) {}
   index_t hidden() const { return F_; }
 
   Params init_params() const { return zero_grads(); }
-  Grads zero_grads() const { return {tensor<T>({F_, D_}), tensor<T>({F_, D_}), tensor<T>({D_, F_})}; }
+  Grads zero_grads() const { return {tensor_t({F_, D_}), tensor_t({F_, D_}), tensor_t({D_, F_})}; }
 
   // y (M,D) = MLP(x (M,D))
-  void forward(const Params& p, Cache& c, const_matrix_view<T> x, matrix_view<T> y) const {
+  void forward(const Params& p, Cache& c, const_view_t x, view_t y) const {
     const index_t M = x.rows;
     detail::ensure_shape(c.gate, M, F_);
     detail::ensure_shape(c.up, M, F_);
@@ -59,8 +66,7 @@ class SwiGLU::with {
     ops::linear_forward(Backend{}, c.act.mat(), p.w_down.mat(), y);
   }
   // dx (M,D) += ∂ℒ/∂x; parameter gradients accumulate
-  void backward(const Params& p, Cache& c, const_matrix_view<T> x, const_matrix_view<T> dy, matrix_view<T> dx,
-                Grads& g) const {
+  void backward(const Params& p, Cache& c, const_view_t x, const_view_t dy, view_t dx, Grads& g) const {
     const index_t M = x.rows;
     detail::ensure_shape(c.dact, M, F_);
     detail::ensure_shape(c.dgate, M, F_);
@@ -72,7 +78,7 @@ class SwiGLU::with {
     ops::linear_backward(Backend{}, x, p.w_up.mat(), c.dup.mat(), dx, g.w_up.mat());
   }
 
-  void list(const std::string& prefix, Params& p, Grads& g, param_list<T>& out) const {
+  void list(const std::string& prefix, Params& p, Grads& g, param_list<T, space>& out) const {
     out.push_back({prefix + "w_gate.weight", {F_, D_}, p.w_gate.data(), g.w_gate.data(), true});
     out.push_back({prefix + "w_up.weight", {F_, D_}, p.w_up.data(), g.w_up.data(), true});
     out.push_back({prefix + "w_down.weight", {D_, F_}, p.w_down.data(), g.w_down.data(), true});
@@ -91,23 +97,28 @@ struct GELU {
 template <class T, class Backend>
 class GELU::with {
  public:
+  using space = typename backend_traits<Backend>::memory_space;  // where params, caches and views live
+  using tensor_t = backend_tensor<T, Backend>;
+  using view_t = matrix_view<T, space>;
+  using const_view_t = const_matrix_view<T, space>;
+
   struct Params {
-    tensor<T> w_up;    // (F,D)
-    tensor<T> w_down;  // (D,F)
+    tensor_t w_up;    // (F,D)
+    tensor_t w_down;  // (D,F)
   };
   using Grads = Params;
   struct Cache {
-    tensor<T> up, act;    // (M,F)  W_up x, gelu(up)
-    tensor<T> dact, dup;  // (M,F)
+    tensor_t up, act;    // (M,F)  W_up x, gelu(up)
+    tensor_t dact, dup;  // (M,F)
   };
 
   with(index_t D, index_t F) : D_(D), F_(F) {}
   index_t hidden() const { return F_; }
 
   Params init_params() const { return zero_grads(); }
-  Grads zero_grads() const { return {tensor<T>({F_, D_}), tensor<T>({D_, F_})}; }
+  Grads zero_grads() const { return {tensor_t({F_, D_}), tensor_t({D_, F_})}; }
 
-  void forward(const Params& p, Cache& c, const_matrix_view<T> x, matrix_view<T> y) const {
+  void forward(const Params& p, Cache& c, const_view_t x, view_t y) const {
     const index_t M = x.rows;
     detail::ensure_shape(c.up, M, F_);
     detail::ensure_shape(c.act, M, F_);
@@ -115,8 +126,7 @@ class GELU::with {
     ops::gelu_forward(Backend{}, c.up.mat(), c.act.mat());
     ops::linear_forward(Backend{}, c.act.mat(), p.w_down.mat(), y);
   }
-  void backward(const Params& p, Cache& c, const_matrix_view<T> x, const_matrix_view<T> dy, matrix_view<T> dx,
-                Grads& g) const {
+  void backward(const Params& p, Cache& c, const_view_t x, const_view_t dy, view_t dx, Grads& g) const {
     const index_t M = x.rows;
     detail::ensure_shape(c.dact, M, F_);
     detail::ensure_shape(c.dup, M, F_);
@@ -126,7 +136,7 @@ class GELU::with {
     ops::linear_backward(Backend{}, x, p.w_up.mat(), c.dup.mat(), dx, g.w_up.mat());
   }
 
-  void list(const std::string& prefix, Params& p, Grads& g, param_list<T>& out) const {
+  void list(const std::string& prefix, Params& p, Grads& g, param_list<T, space>& out) const {
     out.push_back({prefix + "w_up.weight", {F_, D_}, p.w_up.data(), g.w_up.data(), true});
     out.push_back({prefix + "w_down.weight", {D_, F_}, p.w_down.data(), g.w_down.data(), true});
   }

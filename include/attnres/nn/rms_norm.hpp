@@ -4,6 +4,7 @@
 // norm is separate (it lives in the residual policy).
 
 #include <attnres/core/backend.hpp>
+#include <attnres/core/storage.hpp>
 #include <attnres/core/tensor.hpp>
 #include <attnres/nn/parameter.hpp>
 #include <attnres/ops/rms_norm.hpp>
@@ -22,35 +23,39 @@ struct RMSNorm {
 template <class T, class Backend>
 class RMSNorm::with {
  public:
+  using space = typename backend_traits<Backend>::memory_space;  // where params, caches and views live
+  using tensor_t = backend_tensor<T, Backend>;
+  using view_t = matrix_view<T, space>;
+  using const_view_t = const_matrix_view<T, space>;
+
   struct Params {
-    tensor<T> weight;  // (D)
+    tensor_t weight;  // (D)
   };
   using Grads = Params;
   struct Cache {
-    tensor<T> inv_rms;  // (M)
+    tensor_t inv_rms;  // (M)
   };
 
   with(index_t D, double eps) : D_(D), eps_(eps) {}
 
   Params init_params() const {
-    Params p{tensor<T>({D_})};
+    Params p{tensor_t({D_})};
     p.weight.fill(T(1));
     return p;
   }
-  Grads zero_grads() const { return {tensor<T>({D_})}; }
+  Grads zero_grads() const { return {tensor_t({D_})}; }
 
   // y (M,D) = RMSNorm(x (M,D))
-  void forward(const Params& p, Cache& c, const_matrix_view<T> x, matrix_view<T> y) const {
-    if (c.inv_rms.size() != x.rows) c.inv_rms = tensor<T>({x.rows});
+  void forward(const Params& p, Cache& c, const_view_t x, view_t y) const {
+    if (c.inv_rms.size() != x.rows) c.inv_rms = tensor_t({x.rows});
     ops::rms_norm_forward(Backend{}, x, p.weight.data(), T(eps_), y, c.inv_rms.data());
   }
   // dx (M,D) += ∂ℒ/∂x ;  g.weight += ∂ℒ/∂g
-  void backward(const Params& p, const Cache& c, const_matrix_view<T> x, const_matrix_view<T> dy, matrix_view<T> dx,
-                Grads& g) const {
+  void backward(const Params& p, const Cache& c, const_view_t x, const_view_t dy, view_t dx, Grads& g) const {
     ops::rms_norm_backward(Backend{}, x, p.weight.data(), c.inv_rms.data(), dy, dx, g.weight.data());
   }
 
-  void list(const std::string& prefix, Params& p, Grads& g, param_list<T>& out) const {
+  void list(const std::string& prefix, Params& p, Grads& g, param_list<T, space>& out) const {
     out.push_back({prefix + "weight", {D_}, p.weight.data(), g.weight.data(), false});
   }
 

@@ -4,6 +4,7 @@
 
 #include <attnres/core/backend.hpp>
 #include <attnres/core/error.hpp>
+#include <attnres/core/storage.hpp>
 #include <attnres/core/tensor.hpp>
 #include <attnres/ops/depth_attention.hpp>
 #include <attnres/residual/residual_policy.hpp>
@@ -12,13 +13,15 @@
 #include <string>
 #include <string_view>
 #include <type_traits>
+#include <vector>
 
 namespace attnres {
 
-template <class T>
+// Space: where the tensors live (the backend's memory space).
+template <class T, class Space = host_space>
 struct attn_res_params {
-  tensor<T> query;     // (L+1, D)  w_l; zero at init, so α is uniform at step 0
-  tensor<T> key_gain;  // (L+1, D)  g_l; one at init
+  storage_t<T, Space> query;     // (L+1, D)  w_l; zero at init, so α is uniform at step 0
+  storage_t<T, Space> key_gain;  // (L+1, D)  g_l; one at init
 
   // The pseudo-query and gain of gather point l (1..L+1).
   ops::depth_query<T> at(int l) const {
@@ -27,24 +30,26 @@ struct attn_res_params {
   }
 };
 
-template <class T>
+template <class T, class Space = host_space>
 struct attn_res_grads {
-  tensor<T> query;     // (L+1, D)  ∂ℒ/∂w
-  tensor<T> key_gain;  // (L+1, D)  ∂ℒ/∂g (stays zero with learn_key_gain = false)
+  storage_t<T, Space> query;     // (L+1, D)  ∂ℒ/∂w
+  storage_t<T, Space> key_gain;  // (L+1, D)  ∂ℒ/∂g (stays zero with learn_key_gain = false)
 };
 
 namespace detail {
 
-template <class T>
-attn_res_params<T> make_attn_res_params(const residual_config& cfg) {
-  attn_res_params<T> p{tensor<T>({cfg.n_sublayers + 1, cfg.d_model}), tensor<T>({cfg.n_sublayers + 1, cfg.d_model})};
+template <class T, class Space = host_space>
+attn_res_params<T, Space> make_attn_res_params(const residual_config& cfg) {
+  using tensor_t = storage_t<T, Space>;
+  attn_res_params<T, Space> p{tensor_t({cfg.n_sublayers + 1, cfg.d_model}), tensor_t({cfg.n_sublayers + 1, cfg.d_model})};
   p.key_gain.fill(T(1));
   return p;
 }
 
-template <class T>
-attn_res_grads<T> make_attn_res_grads(const residual_config& cfg) {
-  return {tensor<T>({cfg.n_sublayers + 1, cfg.d_model}), tensor<T>({cfg.n_sublayers + 1, cfg.d_model})};
+template <class T, class Space = host_space>
+attn_res_grads<T, Space> make_attn_res_grads(const residual_config& cfg) {
+  using tensor_t = storage_t<T, Space>;
+  return {tensor_t({cfg.n_sublayers + 1, cfg.d_model}), tensor_t({cfg.n_sublayers + 1, cfg.d_model})};
 }
 
 inline void check_config(std::string_view who, const residual_config& cfg) {
@@ -54,9 +59,9 @@ inline void check_config(std::string_view who, const residual_config& cfg) {
 }
 
 // Parameters must match the configuration they are used with.
-template <class T>
-void check_params(std::string_view who, const residual_config& cfg, const attn_res_params<T>& p) {
-  auto check = [&](const tensor<T>& t, const char* name) {
+template <class T, class Space>
+void check_params(std::string_view who, const residual_config& cfg, const attn_res_params<T, Space>& p) {
+  auto check = [&](const storage_t<T, Space>& t, const char* name) {
     expects<shape_error>(t.rank() == 2 && t.dim(0) == cfg.n_sublayers + 1 && t.dim(1) == cfg.d_model, who, ": ",
                          name, " must be (L+1, D) = (", cfg.n_sublayers + 1, ", ", cfg.d_model, ")");
   };
@@ -65,8 +70,10 @@ void check_params(std::string_view who, const residual_config& cfg, const attn_r
 }
 
 // A view handed to a policy must be (M, D) with the M of this forward pass.
-template <class T>
-void check_view(std::string_view who, std::string_view what, index_t M, index_t D, const_matrix_view<T> v) {
+// (View: a matrix_view of T in any memory space; only its shape is read.)
+template <class T, class View>
+void check_view(std::string_view who, std::string_view what, index_t M, index_t D, const View& v) {
+  static_assert(std::is_same_v<typename View::value_type, T>);
   expects<shape_error>(v.rows == M && v.cols == D, who, ": ", what, " has shape (", v.rows, ", ", v.cols,
                        ") but this forward pass is (M, D) = (", M, ", ", D, ")");
 }
@@ -77,7 +84,8 @@ void check_view(std::string_view who, std::string_view what, index_t M, index_t 
 // the per-call cost on the decode path is the statistic, not building a message).
 template <class T, class Backend, class What>
 void key_norm_or_throw(Backend b, std::string_view who, const What& what,
-                       std::type_identity_t<const_matrix_view<T>> v, T eps, T* inv_rms) {
+                       std::type_identity_t<const_matrix_view<T, typename backend_traits<Backend>::memory_space>> v,
+                       T eps, T* inv_rms) {
   const index_t bad = ops::key_norm_stats(b, v, eps, inv_rms);
   if (bad < 0) return;
   if constexpr (std::is_invocable_v<const What&>)
@@ -90,14 +98,14 @@ void key_norm_or_throw(Backend b, std::string_view who, const What& what,
 // keeps every h_l anyway (its sublayer's backward needs it), so the policy keeps a view, not a
 // copy. The contract says: leave h_l unchanged until gather_backward(l); a fingerprint of three
 // rows (bitwise) turns a broken contract into an error instead of wrong gradients.
-template <class T>
+template <class T, class Space = host_space>
 class kept_view {
  public:
-  void keep(const_matrix_view<T> v) {
+  void keep(const_matrix_view<T, Space> v) {
     view_ = v;
     print_ = fingerprint(v);
   }
-  const_matrix_view<T> get(std::string_view who, int l) const {
+  const_matrix_view<T, Space> get(std::string_view who, int l) const {
     expects<usage_error>(fingerprint(view_) == print_, who, ": the output of gather(", l,
                          ") changed before gather_backward(", l,
                          "); with keep_for_backward the caller must keep each gather output unchanged until its "
@@ -106,17 +114,18 @@ class kept_view {
   }
 
  private:
-  static std::uint64_t fingerprint(const_matrix_view<T> v) {
+  static std::uint64_t fingerprint(const_matrix_view<T, Space> v) {
     std::uint64_t f = 1469598103934665603ull;  // FNV-1a over the bytes of rows 0, M/2, M-1
     if (v.rows == 0) return f;
+    std::vector<T> row(static_cast<std::size_t>(v.cols));
     for (const index_t r : {index_t(0), v.rows / 2, v.rows - 1}) {
-      const auto* bytes = reinterpret_cast<const unsigned char*>(v.row(r));
-      for (std::size_t i = 0; i < static_cast<std::size_t>(v.cols) * sizeof(T); ++i)
-        f = (f ^ bytes[i]) * 1099511628211ull;
+      copy_to_host(Space{}, v.row(r), row.data(), v.cols);  // a device row comes to the host first
+      const auto* bytes = reinterpret_cast<const unsigned char*>(row.data());
+      for (std::size_t i = 0; i < row.size() * sizeof(T); ++i) f = (f ^ bytes[i]) * 1099511628211ull;
     }
     return f;
   }
-  const_matrix_view<T> view_{};
+  const_matrix_view<T, Space> view_{};
   std::uint64_t print_ = 0;
 };
 

@@ -45,41 +45,45 @@ class BlockAttnRes<N>::with {
  public:
   using scalar = T;
   using backend = Backend;
-  using Params = attn_res_params<T>;
-  using Grads = attn_res_grads<T>;
+  using space = typename backend_traits<Backend>::memory_space;  // where params, caches and views live
+  using tensor_t = backend_tensor<T, Backend>;
+  using view_t = matrix_view<T, space>;
+  using const_view_t = const_matrix_view<T, space>;
+  using Params = attn_res_params<T, space>;
+  using Grads = attn_res_grads<T, space>;
   struct Cache {
     index_t M = 0;
-    std::vector<tensor<T>> block;          // N+1 × (M,D)  b_0 = x0, completed block sums b_1..b_N
-    std::vector<tensor<T>> block_inv_rms;  // N+1 × (M)
+    std::vector<tensor_t> block;          // N+1 × (M,D)  b_0 = x0, completed block sums b_1..b_N
+    std::vector<tensor_t> block_inv_rms;  // N+1 × (M)
     int completed = 0;                     // blocks b_0 .. b_{completed-1} are complete
     bool block_pending = false;            // b_completed is summed but not yet key-normed
     // The partial sum b_n^i of the current block. Inference keeps one running buffer; training
     // writes each b_n^i into its own slot (partial_at, indexed by the gather point that reads
     // it), so the backward finds it there without a copy.
-    tensor<T> partial;                     // (M,D)  inference
-    tensor<T> partial_inv_rms;             // (M)
-    std::vector<tensor<T>> partial_at;     // L × (M,D)  training: b_n^i as read by gather point l (i ≥ 1)
-    std::vector<tensor<T>> partial_at_inv_rms;  // L × (M)
-    const_matrix_view<T> partial_now{};    // the current b_n^i (one of the buffers above)
+    tensor_t partial;                     // (M,D)  inference
+    tensor_t partial_inv_rms;             // (M)
+    std::vector<tensor_t> partial_at;     // L × (M,D)  training: b_n^i as read by gather point l (i ≥ 1)
+    std::vector<tensor_t> partial_at_inv_rms;  // L × (M)
+    const_view_t partial_now{};           // the current b_n^i (one of the buffers above)
     bool has_partial = false;
     // Phase-1 statistics of the current block's S gather points.
-    std::vector<tensor<T>> stat_o, stat_m, stat_l, stat_logits;  // S × (M,D), (M), (M), (N,M)
-    std::vector<tensor<T>> alpha;          // L+1 × (n_sources(l), M)
-    std::vector<detail::kept_view<T>> h;   // L+1  gather outputs, kept by the caller (training)
+    std::vector<tensor_t> stat_o, stat_m, stat_l, stat_logits;  // S × (M,D), (M), (M), (N,M)
+    std::vector<tensor_t> alpha;          // L+1 × (n_sources(l), M)
+    std::vector<detail::kept_view<T, space>> h; // L+1  gather outputs, kept by the caller (training)
     // Backward state.
-    std::vector<tensor<T>> dblock;         // N+1 × (M,D)  ∂ℒ/∂b_j
-    tensor<T> dpartial;                    // (M,D)  running ∂ℒ/∂v for the current block
-    std::vector<tensor<T>> dh_block;       // S × (M,D)  upstream gradients of the current block
-    std::vector<tensor<T>> c_block;        // S × (M)    dh·h of the current block's points
-    tensor<T> c_out;                       // (M)        dh·h of the output
+    std::vector<tensor_t> dblock;         // N+1 × (M,D)  ∂ℒ/∂b_j
+    tensor_t dpartial;                    // (M,D)  running ∂ℒ/∂v for the current block
+    std::vector<tensor_t> dh_block;       // S × (M,D)  upstream gradients of the current block
+    std::vector<tensor_t> c_block;        // S × (M)    dh·h of the current block's points
+    tensor_t c_out;                        // (M)        dh·h of the output
     // Argument lists of the ops, reused so that a call allocates nothing (decode runs them
     // once per token).
-    std::vector<ops::depth_source<T>> sources;
+    std::vector<ops::depth_source<T, space>> sources;
     std::vector<ops::depth_query<T>> queries;
-    std::vector<ops::depth_stats<T>> stats;
-    std::vector<ops::depth_query_grad<T>> points;
-    std::vector<matrix_view<T>> dsources;
-    std::vector<T> unused_dg;              // (D)  dg sink when the key gains are not learned
+    std::vector<ops::depth_stats<T, space>> stats;
+    std::vector<ops::depth_query_grad<T, space>> points;
+    std::vector<view_t> dsources;
+    tensor_t unused_dg;                     // (D)  dg sink when the key gains are not learned
     detail::call_sequence seq;
   };
 
@@ -94,8 +98,8 @@ class BlockAttnRes<N>::with {
   const residual_config& config() const { return cfg_; }
   int n_sublayers() const { return cfg_.n_sublayers; }
   int block_size() const { return S_; }
-  Params init_params() const { return detail::make_attn_res_params<T>(cfg_); }
-  Grads zero_grads() const { return detail::make_attn_res_grads<T>(cfg_); }
+  Params init_params() const { return detail::make_attn_res_params<T, space>(cfg_); }
+  Grads zero_grads() const { return detail::make_attn_res_grads<T, space>(cfg_); }
 
   // Gather point l (≤ L) at position i of block n (0-based) reads b_0..b_n plus the partial
   // when i ≥ 1; the output reads b_0..b_N.
@@ -104,7 +108,7 @@ class BlockAttnRes<N>::with {
     return (l - 1) / S_ + 1 + ((l - 1) % S_ > 0 ? 1 : 0);
   }
 
-  void begin(Cache& c, const_matrix_view<T> x0 /*(M,D)*/, bool keep_for_backward = true) const {
+  void begin(Cache& c, const_view_t x0 /*(M,D)*/, bool keep_for_backward = true) const {
     expects<shape_error>(x0.cols == cfg_.d_model, label(), ": embedding has width ", x0.cols, " but D = ",
                          cfg_.d_model);
     const int L = cfg_.n_sublayers;
@@ -116,8 +120,8 @@ class BlockAttnRes<N>::with {
         c.block.emplace_back(std::vector<index_t>{M, D});
         c.block_inv_rms.emplace_back(std::vector<index_t>{M});
       }
-      c.partial = tensor<T>({M, D});
-      c.partial_inv_rms = tensor<T>({M});
+      c.partial = tensor_t({M, D});
+      c.partial_inv_rms = tensor_t({M});
       for (int p = 0; p < S_; ++p) {
         c.stat_o.emplace_back(std::vector<index_t>{M, D});
         c.stat_m.emplace_back(std::vector<index_t>{M});
@@ -131,8 +135,8 @@ class BlockAttnRes<N>::with {
     c.partial_at_inv_rms.resize(c.partial_at.size());
     for (int l = 1; l <= static_cast<int>(c.partial_at.size()); ++l)
       if ((l - 1) % S_ > 0 && c.partial_at[l - 1].rows() != M) {
-        c.partial_at[l - 1] = tensor<T>({M, D});
-        c.partial_at_inv_rms[l - 1] = tensor<T>({M});
+        c.partial_at[l - 1] = tensor_t({M, D});
+        c.partial_at_inv_rms[l - 1] = tensor_t({M});
       }
     copy(x0, c.block[0].mat());
     detail::key_norm_or_throw(Backend{}, label(), "the embedding x0", x0, T(cfg_.norm_eps), c.block_inv_rms[0].data());
@@ -142,7 +146,7 @@ class BlockAttnRes<N>::with {
     c.seq.begin(label(), L, keep_for_backward);
   }
 
-  void gather(const Params& p, Cache& c, int l, matrix_view<T> h /*(M,D)*/) const {
+  void gather(const Params& p, Cache& c, int l, view_t h /*(M,D)*/) const {
     detail::check_params(label(), cfg_, p);
     c.seq.gather(l);
     detail::check_view<T>(label(), "gather output", c.M, cfg_.d_model, h);
@@ -157,7 +161,7 @@ class BlockAttnRes<N>::with {
         if (c.block_pending) close_block(c, l);
         phase1(p, c, l);
       }
-      ops::depth_source<T> part{};
+      ops::depth_source<T, space> part{};
       if (i > 0) {
         T* inv_rms = keep ? c.partial_at_inv_rms[l - 1].data() : c.partial_inv_rms.data();
         detail::key_norm_or_throw(Backend{}, label(), [&] { return partial_name(l); }, c.partial_now,
@@ -166,22 +170,22 @@ class BlockAttnRes<N>::with {
       }
       ops::depth_attention_merge(Backend{}, stats(c, i), i > 0 ? &part : nullptr, p.at(l), h, c.alpha[l - 1].mat());
     }
-    if (keep) c.h[l - 1].keep(const_matrix_view<T>(h));
+    if (keep) c.h[l - 1].keep(const_view_t(h));
   }
 
   // b_n^{i+1} = b_n^i + v, written where its reader will look: the next gather point's slot
   // (training), the running buffer (inference), or b_n itself after the block's last sublayer.
-  void push(Cache& c, int l, const_matrix_view<T> v /*(M,D)*/) const {
+  void push(Cache& c, int l, const_view_t v /*(M,D)*/) const {
     c.seq.push(l);
     detail::check_view<T>(label(), "sublayer output", c.M, cfg_.d_model, v);
     const bool last = (l - 1) % S_ == S_ - 1;
-    const matrix_view<T> out = last                         ? c.block[c.completed].mat()
+    const view_t out = last                         ? c.block[c.completed].mat()
                                : c.seq.keep_for_backward() ? c.partial_at[l].mat()
                                                            : c.partial.mat();
     if (!c.has_partial)
       copy(v, out);
     else
-      for (index_t t = 0; t < out.rows; ++t) simd::add_to(c.partial_now.row(t), v.row(t), out.row(t), out.cols);
+      sum_to(c.partial_now, v, out);
     c.has_partial = !last;
     c.block_pending = last;
     c.partial_now = out;
@@ -193,28 +197,28 @@ class BlockAttnRes<N>::with {
     const index_t M = c.M, D = cfg_.d_model;
     c.dblock.resize(N + 1);
     for (auto& d : c.dblock) {
-      if (d.rows() != M) d = tensor<T>({M, D});
+      if (d.rows() != M) d = tensor_t({M, D});
       d.set_zero();
     }
-    if (c.dpartial.rows() != M) c.dpartial = tensor<T>({M, D});
+    if (c.dpartial.rows() != M) c.dpartial = tensor_t({M, D});
     c.dpartial.set_zero();
     c.dh_block.resize(S_);
     c.c_block.resize(S_);
     for (int p = 0; p < S_; ++p) {
-      if (c.dh_block[p].rows() != M) c.dh_block[p] = tensor<T>({M, D});
-      if (c.c_block[p].size() != M) c.c_block[p] = tensor<T>({M});
+      if (c.dh_block[p].rows() != M) c.dh_block[p] = tensor_t({M, D});
+      if (c.c_block[p].size() != M) c.c_block[p] = tensor_t({M});
     }
   }
 
-  void gather_backward(const Params& p, Cache& c, int l, const_matrix_view<T> dh /*(M,D)*/, Grads& g) const {
+  void gather_backward(const Params& p, Cache& c, int l, const_view_t dh /*(M,D)*/, Grads& g) const {
     c.seq.gather_backward(l);
     detail::check_view<T>(label(), "gradient dh", c.M, cfg_.d_model, dh);
     const int L = cfg_.n_sublayers;
     if (l == L + 1) {  // the output: one-shot backward over b_0..b_N
-      if (c.c_out.size() != c.M) c.c_out = tensor<T>({c.M});
+      if (c.c_out.size() != c.M) c.c_out = tensor_t({c.M});
       ops::row_dots(Backend{}, dh, c.h[l - 1].get(label(), l), c.c_out.data());
       c.points.assign(1, query_grad(p, g, c, l, c.alpha[l - 1].mat(), c.c_out.data(), dh));
-      ops::depth_attention_backward(Backend{}, completed_sources(c), std::span<const ops::depth_query_grad<T>>(c.points),
+      ops::depth_attention_backward(Backend{}, completed_sources(c), std::span<const ops::depth_query_grad<T, space>>(c.points),
                                     dblock_views(c, N + 1));
       return;
     }
@@ -223,27 +227,27 @@ class BlockAttnRes<N>::with {
     copy(dh, c.dh_block[i].mat());
     ops::row_dots(Backend{}, dh, c.h[l - 1].get(label(), l), c.c_block[i].data());
     if (i > 0) {  // Phase 2 backward: the partial source, needed next by this block's sublayers
-      const ops::depth_source<T> part{c.partial_at[l - 1].mat(), c.partial_at_inv_rms[l - 1].data()};
+      const ops::depth_source<T, space> part{c.partial_at[l - 1].mat(), c.partial_at_inv_rms[l - 1].data()};
       const auto a = c.alpha[l - 1].mat().middle_rows(n, 1);
       c.points.assign(1, query_grad(p, g, c, l, a, c.c_block[i].data(), dh));
-      const matrix_view<T> dpart = c.dpartial.mat();
-      ops::depth_attention_backward(Backend{}, std::span<const ops::depth_source<T>>(&part, 1),
-                                    std::span<const ops::depth_query_grad<T>>(c.points),
-                                    std::span<const matrix_view<T>>(&dpart, 1));
+      const view_t dpart = c.dpartial.mat();
+      ops::depth_attention_backward(Backend{}, std::span<const ops::depth_source<T, space>>(&part, 1),
+                                    std::span<const ops::depth_query_grad<T, space>>(c.points),
+                                    std::span<const view_t>(&dpart, 1));
     } else {  // Phase 1 backward: all S points of the block over the completed blocks, one pass
       c.points.clear();
       for (int q = 0; q < S_; ++q) {
         const auto a = c.alpha[l - 1 + q].mat().middle_rows(0, n);
         c.points.push_back(query_grad(p, g, c, l + q, a, c.c_block[q].data(), c.dh_block[q].mat()));
       }
-      ops::depth_attention_backward(Backend{}, completed_sources(c, n), std::span<const ops::depth_query_grad<T>>(c.points),
+      ops::depth_attention_backward(Backend{}, completed_sources(c, n), std::span<const ops::depth_query_grad<T, space>>(c.points),
                                     dblock_views(c, n));
     }
   }
 
   // ∂ℒ/∂v_l: the gradient of the block sum v_l belongs to, plus the partial-sum gradients of
   // the later positions of the same block (accumulated in dpartial as the backward walks back).
-  void source_grad(Cache& c, int l, matrix_view<T> dv /*(M,D)*/) const {
+  void source_grad(Cache& c, int l, view_t dv /*(M,D)*/) const {
     c.seq.source_grad(l);
     detail::check_view<T>(label(), "source gradient", c.M, cfg_.d_model, dv);
     if (l == 0) {
@@ -256,7 +260,7 @@ class BlockAttnRes<N>::with {
     copy(c.dpartial.mat(), dv);
   }
 
-  const_matrix_view<T> depth_weights(const Cache& c, int l) const {
+  const_view_t depth_weights(const Cache& c, int l) const {
     expects<usage_error>(l >= 1 && l <= cfg_.n_sublayers + 1 && static_cast<std::size_t>(l) <= c.alpha.size(),
                          label(), ": no depth weights for gather point ", l);
     return c.alpha[l - 1].mat();
@@ -287,14 +291,14 @@ class BlockAttnRes<N>::with {
     c.block_pending = false;
   }
 
-  std::span<const ops::depth_source<T>> completed_sources(Cache& c, int n = -1) const {
+  std::span<const ops::depth_source<T, space>> completed_sources(Cache& c, int n = -1) const {
     if (n < 0) n = c.completed;
     c.sources.clear();
     for (int j = 0; j < n; ++j) c.sources.push_back({c.block[j].mat(), c.block_inv_rms[j].data()});
     return c.sources;
   }
 
-  ops::depth_stats<T> stats(Cache& c, int i) const {
+  ops::depth_stats<T, space> stats(Cache& c, int i) const {
     const int n = c.completed;
     return {c.stat_o[i].mat(), c.stat_m[i].data(), c.stat_l[i].data(), c.stat_logits[i].mat().middle_rows(0, n)};
   }
@@ -308,18 +312,18 @@ class BlockAttnRes<N>::with {
       c.stats.push_back(stats(c, q));
     }
     ops::depth_attention_stats(Backend{}, completed_sources(c), std::span<const ops::depth_query<T>>(c.queries),
-                               std::span<const ops::depth_stats<T>>(c.stats));
+                               std::span<const ops::depth_stats<T, space>>(c.stats));
   }
 
-  ops::depth_query_grad<T> query_grad(const Params& p, Grads& g, Cache& c, int l, const_matrix_view<T> alpha,
-                                      const T* cvec, const_matrix_view<T> dh) const {
+  ops::depth_query_grad<T, space> query_grad(const Params& p, Grads& g, Cache& c, int l, const_view_t alpha,
+                                             const T* cvec, const_view_t dh) const {
     const index_t D = cfg_.d_model;
-    if (!cfg_.learn_key_gain) c.unused_dg.resize(static_cast<std::size_t>(D));
+    if (!cfg_.learn_key_gain && c.unused_dg.size() != D) c.unused_dg = tensor_t({D});
     return {p.at(l), alpha, cvec, dh, g.query.data() + (l - 1) * D,
             cfg_.learn_key_gain ? g.key_gain.data() + (l - 1) * D : c.unused_dg.data()};
   }
 
-  static std::span<const matrix_view<T>> dblock_views(Cache& c, int n) {
+  static std::span<const view_t> dblock_views(Cache& c, int n) {
     c.dsources.clear();
     for (int j = 0; j < n; ++j) c.dsources.push_back(c.dblock[j].mat());
     return c.dsources;

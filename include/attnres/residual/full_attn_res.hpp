@@ -30,20 +30,24 @@ class FullAttnRes::with {
  public:
   using scalar = T;
   using backend = Backend;
-  using Params = attn_res_params<T>;
-  using Grads = attn_res_grads<T>;
+  using space = typename backend_traits<Backend>::memory_space;  // where params, caches and views live
+  using tensor_t = backend_tensor<T, Backend>;
+  using view_t = matrix_view<T, space>;
+  using const_view_t = const_matrix_view<T, space>;
+  using Params = attn_res_params<T, space>;
+  using Grads = attn_res_grads<T, space>;
   struct Cache {
     index_t M = 0;
-    std::vector<tensor<T>> value;     // L+1 × (M,D)  v_0 = x0, v_1 .. v_L
-    std::vector<tensor<T>> inv_rms;   // L+1 × (M)    1/r_j
-    std::vector<tensor<T>> alpha;     // L+1 × (l, M) α of gather point l (index l-1)
-    std::vector<detail::kept_view<T>> h;  // L+1  gather outputs, kept by the caller (training)
-    std::vector<tensor<T>> dvalue;    // L+1 × (M,D)  accumulated ∂ℒ/∂v_j
-    tensor<T> c;                      // (M)          dh·h of the point being back-propagated
+    std::vector<tensor_t> value;     // L+1 × (M,D)  v_0 = x0, v_1 .. v_L
+    std::vector<tensor_t> inv_rms;   // L+1 × (M)    1/r_j
+    std::vector<tensor_t> alpha;     // L+1 × (l, M) α of gather point l (index l-1)
+    std::vector<detail::kept_view<T, space>> h;// L+1  gather outputs, kept by the caller (training)
+    std::vector<tensor_t> dvalue;    // L+1 × (M,D)  accumulated ∂ℒ/∂v_j
+    tensor_t c;                      // (M)          dh·h of the point being back-propagated
     // Argument lists of the ops, reused so that a call allocates nothing.
-    std::vector<ops::depth_source<T>> sources;
-    std::vector<matrix_view<T>> dsources;
-    std::vector<T> unused_dg;         // (D)  dg sink when the key gains are not learned
+    std::vector<ops::depth_source<T, space>> sources;
+    std::vector<view_t> dsources;
+    tensor_t unused_dg;                // (D)  dg sink when the key gains are not learned
     detail::call_sequence seq;
   };
 
@@ -52,10 +56,10 @@ class FullAttnRes::with {
   const residual_config& config() const { return cfg_; }
   int n_sublayers() const { return cfg_.n_sublayers; }
   index_t n_sources(int l) const { return l; }  // v_0 .. v_{l-1}
-  Params init_params() const { return detail::make_attn_res_params<T>(cfg_); }
-  Grads zero_grads() const { return detail::make_attn_res_grads<T>(cfg_); }
+  Params init_params() const { return detail::make_attn_res_params<T, space>(cfg_); }
+  Grads zero_grads() const { return detail::make_attn_res_grads<T, space>(cfg_); }
 
-  void begin(Cache& c, const_matrix_view<T> x0 /*(M,D)*/, bool keep_for_backward = true) const {
+  void begin(Cache& c, const_view_t x0 /*(M,D)*/, bool keep_for_backward = true) const {
     expects<shape_error>(x0.cols == cfg_.d_model, "FullAttnRes: embedding has width ", x0.cols,
                          " but D = ", cfg_.d_model);
     const int L = cfg_.n_sublayers;
@@ -74,15 +78,15 @@ class FullAttnRes::with {
     c.seq.begin("FullAttnRes", L, keep_for_backward);
   }
 
-  void gather(const Params& p, Cache& c, int l, matrix_view<T> h /*(M,D)*/) const {
+  void gather(const Params& p, Cache& c, int l, view_t h /*(M,D)*/) const {
     detail::check_params("FullAttnRes", cfg_, p);
     c.seq.gather(l);
     detail::check_view<T>("FullAttnRes", "gather output", c.M, cfg_.d_model, h);
     ops::depth_attention_forward(Backend{}, sources(c, l), p.at(l), h, c.alpha[l - 1].mat());
-    if (c.seq.keep_for_backward()) c.h[l - 1].keep(const_matrix_view<T>(h));
+    if (c.seq.keep_for_backward()) c.h[l - 1].keep(const_view_t(h));
   }
 
-  void push(Cache& c, int l, const_matrix_view<T> v /*(M,D)*/) const {
+  void push(Cache& c, int l, const_view_t v /*(M,D)*/) const {
     c.seq.push(l);
     detail::check_view<T>("FullAttnRes", "sublayer output", c.M, cfg_.d_model, v);
     add_source(c, l, v, [l] { return "the output of sublayer " + std::to_string(l); });
@@ -92,34 +96,34 @@ class FullAttnRes::with {
     c.seq.begin_backward();
     c.dvalue.resize(c.value.size());
     for (auto& dv : c.dvalue) {
-      if (dv.rows() != c.M) dv = tensor<T>({c.M, cfg_.d_model});
+      if (dv.rows() != c.M) dv = tensor_t({c.M, cfg_.d_model});
       dv.set_zero();
     }
-    if (c.c.size() != c.M) c.c = tensor<T>({c.M});
+    if (c.c.size() != c.M) c.c = tensor_t({c.M});
   }
 
-  void gather_backward(const Params& p, Cache& c, int l, const_matrix_view<T> dh /*(M,D)*/, Grads& g) const {
+  void gather_backward(const Params& p, Cache& c, int l, const_view_t dh /*(M,D)*/, Grads& g) const {
     c.seq.gather_backward(l);
     detail::check_view<T>("FullAttnRes", "gradient dh", c.M, cfg_.d_model, dh);
     ops::row_dots(Backend{}, dh, c.h[l - 1].get("FullAttnRes", l), c.c.data());
     c.dsources.clear();
     for (int j = 0; j < l; ++j) c.dsources.push_back(c.dvalue[j].mat());
     const index_t D = cfg_.d_model;
-    if (!cfg_.learn_key_gain) c.unused_dg.resize(static_cast<std::size_t>(D));
-    const ops::depth_query_grad<T> point{p.at(l), c.alpha[l - 1].mat(), c.c.data(), dh,
+    if (!cfg_.learn_key_gain && c.unused_dg.size() != D) c.unused_dg = tensor_t({D});
+    const ops::depth_query_grad<T, space> point{p.at(l), c.alpha[l - 1].mat(), c.c.data(), dh,
                                          g.query.data() + (l - 1) * D,
                                          cfg_.learn_key_gain ? g.key_gain.data() + (l - 1) * D : c.unused_dg.data()};
-    ops::depth_attention_backward(Backend{}, sources(c, l), std::span<const ops::depth_query_grad<T>>(&point, 1),
-                                  std::span<const matrix_view<T>>(c.dsources));
+    ops::depth_attention_backward(Backend{}, sources(c, l), std::span<const ops::depth_query_grad<T, space>>(&point, 1),
+                                  std::span<const view_t>(c.dsources));
   }
 
-  void source_grad(Cache& c, int l, matrix_view<T> dv /*(M,D)*/) const {
+  void source_grad(Cache& c, int l, view_t dv /*(M,D)*/) const {
     c.seq.source_grad(l);
     detail::check_view<T>("FullAttnRes", "source gradient", c.M, cfg_.d_model, dv);
     copy(c.dvalue[l].mat(), dv);
   }
 
-  const_matrix_view<T> depth_weights(const Cache& c, int l) const {
+  const_view_t depth_weights(const Cache& c, int l) const {
     expects<usage_error>(l >= 1 && l <= cfg_.n_sublayers + 1 && static_cast<std::size_t>(l) <= c.alpha.size(),
                          "FullAttnRes: no depth weights for gather point ", l);
     return c.alpha[l - 1].mat();
@@ -127,12 +131,12 @@ class FullAttnRes::with {
 
  private:
   template <class What>
-  void add_source(Cache& c, int j, const_matrix_view<T> v, const What& what) const {
+  void add_source(Cache& c, int j, const_view_t v, const What& what) const {
     copy(v, c.value[j].mat());
     detail::key_norm_or_throw(Backend{}, "FullAttnRes", what, v, T(cfg_.norm_eps), c.inv_rms[j].data());
   }
   // The sources of gather point l: v_0 .. v_{l-1}.
-  std::span<const ops::depth_source<T>> sources(Cache& c, int l) const {
+  std::span<const ops::depth_source<T, space>> sources(Cache& c, int l) const {
     c.sources.clear();
     for (int j = 0; j < l; ++j) c.sources.push_back({c.value[j].mat(), c.inv_rms[j].data()});
     return c.sources;

@@ -37,6 +37,11 @@
 // Write your own policy by following this contract; tests/residual/test_policy_gradients.cpp
 // shows how to check it with the public gradient checker (attnres/testing/gradient_check.hpp).
 
+// Generic over the backend: see nn/parameter.hpp.
+#ifndef ATTNRES_BACKEND_GENERIC_CODE
+#define ATTNRES_BACKEND_GENERIC_CODE 1
+#endif
+
 #include <attnres/core/backend.hpp>
 #include <attnres/core/tensor.hpp>
 

@@ -7,7 +7,7 @@
 // receives the sum of the gradients of all gather points after it.
 
 #include <attnres/core/backend.hpp>
-#include <attnres/core/simd.hpp>
+#include <attnres/core/storage.hpp>
 #include <attnres/residual/attn_res_params.hpp>
 #include <attnres/residual/call_sequence.hpp>
 #include <attnres/residual/residual_policy.hpp>
@@ -28,12 +28,16 @@ class Sum::with {
  public:
   using scalar = T;
   using backend = Backend;
+  using space = typename backend_traits<Backend>::memory_space;  // where params, caches and views live
+  using tensor_t = backend_tensor<T, Backend>;
+  using view_t = matrix_view<T, space>;
+  using const_view_t = const_matrix_view<T, space>;
   struct Params {};
   struct Grads {};
   struct Cache {
-    tensor<T> stream;   // (M,D)  x0 + Σ pushed v
-    tensor<T> dstream;  // (M,D)  Σ of the gradients of the gather points already back-propagated
-    tensor<T> scratch;  // (M)    key-norm statistics, used only to detect NaN/Inf
+    tensor_t stream;    // (M,D)  x0 + Σ pushed v
+    tensor_t dstream;   // (M,D)  Σ of the gradients of the gather points already back-propagated
+    tensor_t scratch;   // (M)    key-norm statistics, used only to detect NaN/Inf
     detail::call_sequence seq;
   };
 
@@ -45,55 +49,53 @@ class Sum::with {
   Params init_params() const { return {}; }
   Grads zero_grads() const { return {}; }
 
-  void begin(Cache& c, const_matrix_view<T> x0 /*(M,D)*/, bool keep_for_backward = true) const {
+  void begin(Cache& c, const_view_t x0 /*(M,D)*/, bool keep_for_backward = true) const {
     expects<shape_error>(x0.cols == cfg_.d_model, "Sum: embedding has width ", x0.cols, " but D = ", cfg_.d_model);
     if (c.stream.rows() != x0.rows) {  // reused across steps: a fresh buffer costs page faults
-      c.stream = tensor<T>({x0.rows, x0.cols});
-      c.scratch = tensor<T>({x0.rows});
+      c.stream = tensor_t({x0.rows, x0.cols});
+      c.scratch = tensor_t({x0.rows});
     }
     copy(x0, c.stream.mat());
     check_finite("the embedding x0", c, x0);
     c.seq.begin("Sum", cfg_.n_sublayers, keep_for_backward);
   }
 
-  void gather(const Params&, Cache& c, int l, matrix_view<T> h /*(M,D)*/) const {
+  void gather(const Params&, Cache& c, int l, view_t h /*(M,D)*/) const {
     c.seq.gather(l);
     detail::check_view<T>("Sum", "gather output", c.stream.rows(), cfg_.d_model, h);
     copy(c.stream.mat(), h);
   }
 
-  void push(Cache& c, int l, const_matrix_view<T> v /*(M,D)*/) const {
+  void push(Cache& c, int l, const_view_t v /*(M,D)*/) const {
     c.seq.push(l);
     detail::check_view<T>("Sum", "sublayer output", c.stream.rows(), cfg_.d_model, v);
     check_finite("the output of sublayer " + std::to_string(l), c, v);
-    auto s = c.stream.mat();
-    for (index_t t = 0; t < s.rows; ++t) simd::add(v.row(t), s.row(t), s.cols);
+    add_to(v, c.stream.mat());
   }
 
   void begin_backward(Cache& c) const {
     c.seq.begin_backward();
-    if (c.dstream.rows() != c.stream.rows()) c.dstream = tensor<T>({c.stream.rows(), c.stream.cols()});
+    if (c.dstream.rows() != c.stream.rows()) c.dstream = tensor_t({c.stream.rows(), c.stream.cols()});
     c.dstream.set_zero();
   }
 
-  void gather_backward(const Params&, Cache& c, int l, const_matrix_view<T> dh /*(M,D)*/, Grads&) const {
+  void gather_backward(const Params&, Cache& c, int l, const_view_t dh /*(M,D)*/, Grads&) const {
     c.seq.gather_backward(l);
     detail::check_view<T>("Sum", "gradient dh", c.stream.rows(), cfg_.d_model, dh);
-    auto ds = c.dstream.mat();
-    for (index_t t = 0; t < ds.rows; ++t) simd::add(dh.row(t), ds.row(t), ds.cols);
+    add_to(dh, c.dstream.mat());
   }
 
-  void source_grad(Cache& c, int l, matrix_view<T> dv /*(M,D)*/) const {
+  void source_grad(Cache& c, int l, view_t dv /*(M,D)*/) const {
     c.seq.source_grad(l);
     detail::check_view<T>("Sum", "source gradient", c.stream.rows(), cfg_.d_model, dv);
     copy(c.dstream.mat(), dv);
   }
 
   // Sum mixes with fixed unit weights and records no α.
-  const_matrix_view<T> depth_weights(const Cache&, int) const { return {}; }
+  const_view_t depth_weights(const Cache&, int) const { return {}; }
 
  private:
-  void check_finite(const std::string& what, Cache& c, const_matrix_view<T> v) const {
+  void check_finite(const std::string& what, Cache& c, const_view_t v) const {
     detail::key_norm_or_throw(Backend{}, "Sum", what, v, T(cfg_.norm_eps), c.scratch.data());
   }
   residual_config cfg_;

@@ -29,9 +29,12 @@
 //                         finite (v also ≥ 0), and that the file holds no moments for parameters
 //                         outside the list. Any problem is an io_error naming the tensor or key;
 //                         on error the optimizer is unchanged.
+// The moments live in the backend's memory space, like the parameters (a CUDA optimizer takes a
+// device param_list); save_state / load_state go through host copies, so the files are the same.
 
 #include <attnres/core/backend.hpp>
 #include <attnres/core/error.hpp>
+#include <attnres/core/storage.hpp>
 #include <attnres/core/tensor.hpp>
 #include <attnres/io/safetensors.hpp>
 #include <attnres/nn/parameter.hpp>
@@ -61,7 +64,11 @@ struct adamw_config {
 template <class T, class Backend = default_backend>
 class adamw {
  public:
-  adamw(adamw_config cfg, const param_list<T>& params) : cfg_(cfg) {
+  using space = typename backend_traits<Backend>::memory_space;
+  using tensor_t = backend_tensor<T, Backend>;
+  using params_t = param_list<T, space>;
+
+  adamw(adamw_config cfg, const params_t& params) : cfg_(cfg) {
     expects<config_error>(std::isfinite(cfg.lr) && cfg.lr >= 0.0,
                           "adamw: lr must be finite and non-negative, got ", cfg.lr);
     expects<config_error>(cfg.beta1 >= 0.0 && cfg.beta1 < 1.0, "adamw: beta1 must be in [0, 1), got ",
@@ -75,13 +82,13 @@ class adamw {
                           cfg.weight_decay);
     std::set<std::string_view> seen;
     slots_.reserve(params.size());
-    for (const param_ref<T>& p : params) {
+    for (const auto& p : params) {
       expects<usage_error>(!p.name.empty(), "adamw: parameter ", slots_.size(), " has an empty name");
       expects<usage_error>(seen.insert(p.name).second, "adamw: parameter name '", p.name,
                            "' appears twice (optimizer state is keyed by name)");
       expects<usage_error>(p.size() == 0 || (p.value != nullptr && p.grad != nullptr),
                            "adamw: parameter '", p.name, "' has no value or gradient buffer");
-      slots_.push_back({p.name, p.shape, tensor<T>(p.shape), tensor<T>(p.shape)});
+      slots_.push_back({p.name, p.shape, tensor_t(p.shape), tensor_t(p.shape)});
     }
   }
 
@@ -91,14 +98,14 @@ class adamw {
   std::int64_t steps() const { return step_; }
 
   // One update of every parameter at learning rate lr.
-  void step(const param_list<T>& params, double lr) {
+  void step(const params_t& params, double lr) {
     check_same(params, "adamw::step");
     expects<usage_error>(std::isfinite(lr) && lr >= 0.0,
                          "adamw::step: lr must be finite and non-negative, got ", lr);
     ++step_;
     ops::adamw_step_args args{lr, cfg_.beta1, cfg_.beta2, cfg_.eps, 0.0, step_};
     for (std::size_t i = 0; i < params.size(); ++i) {
-      const param_ref<T>& p = params[i];
+      const auto& p = params[i];
       const index_t n = p.size();
       if (n == 0) continue;
       args.weight_decay = p.decay ? cfg_.weight_decay : 0.0;
@@ -108,12 +115,12 @@ class adamw {
   }
 
   // One update at the configured lr.
-  void step(const param_list<T>& params) { step(params, cfg_.lr); }
+  void step(const params_t& params) { step(params, cfg_.lr); }
 
-  void zero_grad(const param_list<T>& params) const {
+  void zero_grad(const params_t& params) const {
     check_same(params, "adamw::zero_grad");
-    for (const param_ref<T>& p : params)
-      if (p.size() > 0) std::fill(p.grad, p.grad + p.size(), T(0));
+    for (const auto& p : params)
+      if (p.size() > 0) fill_n(space{}, p.grad, p.size(), T(0));
   }
 
   void save_state(io::safetensors_writer& w, const std::string& prefix = "optim.") const {
@@ -125,12 +132,12 @@ class adamw {
     w.set_metadata(prefix + "eps", to_text(cfg_.eps));
     w.set_metadata(prefix + "weight_decay", to_text(cfg_.weight_decay));
     for (const slot& s : slots_) {
-      w.add(prefix + "m." + s.name, s.m);
-      w.add(prefix + "v." + s.name, s.v);
+      w.add(prefix + "m." + s.name, host_copy(s.m));
+      w.add(prefix + "v." + s.name, host_copy(s.v));
     }
   }
 
-  void load_state(const io::safetensors_file& f, const param_list<T>& params,
+  void load_state(const io::safetensors_file& f, const params_t& params,
                   const std::string& prefix = "optim.") {
     check_same(params, "adamw::load_state");
     const std::string& file = f.source_name();
@@ -185,8 +192,8 @@ class adamw {
     }
 
     for (std::size_t i = 0; i < slots_.size(); ++i) {
-      slots_[i].m = std::move(moments[i].first);
-      slots_[i].v = std::move(moments[i].second);
+      slots_[i].m = in_space(std::move(moments[i].first));
+      slots_[i].v = in_space(std::move(moments[i].second));
     }
     step_ = step;
   }
@@ -202,16 +209,36 @@ class adamw {
   struct slot {
     std::string name;
     std::vector<index_t> shape;
-    tensor<T> m;  // first moment, shaped like the parameter
-    tensor<T> v;  // second moment
+    tensor_t m;  // first moment, shaped like the parameter
+    tensor_t v;  // second moment
   };
 
+  // The moments as host tensors for the file: the tensor itself on the host, a download otherwise.
+  static decltype(auto) host_copy(const tensor_t& t) {
+    if constexpr (std::is_same_v<tensor_t, tensor<T>>) {
+      return (t);
+    } else {
+      tensor<T> h(t.shape());
+      copy_to_host(space{}, t.data(), h.data(), t.size());
+      return h;
+    }
+  }
+  static tensor_t in_space(tensor<T>&& h) {
+    if constexpr (std::is_same_v<tensor_t, tensor<T>>) {
+      return std::move(h);
+    } else {
+      tensor_t d(h.shape());
+      copy_from_host(space{}, h.data(), d.data(), h.size());
+      return d;
+    }
+  }
+
   // The list must be the one the constructor saw: same length, names and shapes, in order.
-  void check_same(const param_list<T>& params, const char* where) const {
+  void check_same(const params_t& params, const char* where) const {
     expects<usage_error>(params.size() == slots_.size(), where, ": the parameter list has ",
                          params.size(), " entries but the optimizer was built for ", slots_.size());
     for (std::size_t i = 0; i < params.size(); ++i) {
-      const param_ref<T>& p = params[i];
+      const auto& p = params[i];
       const slot& s = slots_[i];
       expects<usage_error>(p.name == s.name && p.shape == s.shape, where, ": parameter ", i, " is '",
                            p.name, "' ", io::detail::shape_string(p.shape),

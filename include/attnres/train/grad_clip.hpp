@@ -16,7 +16,8 @@
 //       max_norm must be positive and finite (config_error).
 //
 // Both take an optional backend tag (default backend::cpu) selecting the ops::sum_of_squares and
-// ops::scale overloads: clip_grad_norm(params, 1.0, backend::reference{}).
+// ops::scale overloads: clip_grad_norm(params, 1.0, backend::reference{}). The gradients must be
+// in that backend's memory space (a device param_list needs backend::cuda).
 
 #include <attnres/core/backend.hpp>
 #include <attnres/core/error.hpp>
@@ -24,13 +25,16 @@
 #include <attnres/ops/adamw.hpp>
 
 #include <cmath>
+#include <type_traits>
 
 namespace attnres::train {
 
-template <class Backend = backend::cpu, class T>
-double global_grad_norm(const param_list<T>& params, Backend = {}) {
+template <class Backend = backend::cpu, class T, class Space>
+double global_grad_norm(const param_list<T, Space>& params, Backend = {}) {
+  static_assert(std::is_same_v<Space, typename backend_traits<Backend>::memory_space>,
+                "global_grad_norm: the gradients are not in the backend's memory space");
   double total = 0.0;
-  for (const param_ref<T>& p : params) {
+  for (const param_ref<T, Space>& p : params) {
     const index_t n = p.size();
     if (n == 0) continue;
     expects<usage_error>(p.grad != nullptr, "global_grad_norm: parameter '", p.name,
@@ -46,14 +50,14 @@ double global_grad_norm(const param_list<T>& params, Backend = {}) {
   return std::sqrt(total);
 }
 
-template <class Backend = backend::cpu, class T>
-double clip_grad_norm(const param_list<T>& params, double max_norm, Backend b = {}) {
+template <class Backend = backend::cpu, class T, class Space>
+double clip_grad_norm(const param_list<T, Space>& params, double max_norm, Backend b = {}) {
   expects<config_error>(std::isfinite(max_norm) && max_norm > 0.0,
                         "clip_grad_norm: max_norm must be positive and finite, got ", max_norm);
   const double norm = global_grad_norm(params, b);
   const double coef = max_norm / (norm + 1e-6);
   if (coef < 1.0)
-    for (const param_ref<T>& p : params)
+    for (const param_ref<T, Space>& p : params)
       if (p.size() > 0) ops::scale(Backend{}, p.grad, p.size(), static_cast<T>(coef));
   return norm;
 }

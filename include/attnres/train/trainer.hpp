@@ -26,6 +26,7 @@
 #include <limits>
 #include <numbers>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 namespace attnres::train {
@@ -75,6 +76,11 @@ template <class Model>
 class trainer {
  public:
   using T = typename Model::scalar;
+  using space = typename backend_traits<typename Model::backend>::memory_space;
+  // Clipping on the host stays on backend::cpu (whatever the model's host backend); device
+  // gradients are clipped where they are, by the model's backend.
+  using clip_backend =
+      std::conditional_t<std::is_same_v<space, host_space>, backend::cpu, typename Model::backend>;
 
   trainer(Model& model, train_options opt, byte_corpus train_data, byte_corpus validation_data)
       : model_(model),
@@ -109,7 +115,8 @@ class trainer {
         sampler_.next(tokens, targets);
         loss += model_.forward_backward(tokens, targets, opt_.batch, opt_.seq, 1.0 / opt_.accum) / opt_.accum;
       }
-      const double norm = opt_.grad_clip > 0 ? clip_grad_norm(params_, opt_.grad_clip) : global_grad_norm(params_);
+      const double norm = opt_.grad_clip > 0 ? clip_grad_norm(params_, opt_.grad_clip, clip_backend{})
+                                             : global_grad_norm(params_, clip_backend{});
       const double lr = schedule_.at(step_);
       optimizer_.step(params_, lr);
       ++step_;
@@ -217,7 +224,7 @@ class trainer {
 
   Model& model_;
   train_options opt_;
-  param_list<T> params_;
+  param_list<T, space> params_;
   adamw<T, typename Model::backend> optimizer_;
   lr_schedule schedule_;
   byte_corpus train_, val_;

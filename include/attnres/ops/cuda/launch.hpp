@@ -6,6 +6,12 @@
 #error "attnres/ops/cuda/*.hpp contain CUDA kernels: compile with nvcc (configure with -DATTNRES_CUDA=ON or `cmake --preset cuda`); host code uses <attnres/attnres.hpp>"
 #endif
 
+// Generic code that calls ops by qualified name (nn/, residual/, model/, train/) defines
+// ATTNRES_BACKEND_GENERIC_CODE; it must see the CUDA overloads declared before it.
+#if defined(ATTNRES_BACKEND_GENERIC_CODE)
+#error "include <attnres/cuda.hpp> before any other attnres header (the model, layers, residual policies and trainer must see the CUDA ops declared first; see docs/cuda.md)"
+#endif
+
 #include <attnres/core/backend.hpp>
 #include <attnres/core/error.hpp>
 #include <attnres/core/tensor.hpp>
