@@ -195,7 +195,7 @@ inline void add(const T* x, T* y, index_t n) {
 
 // out = a + b   (out may be a or b)
 template <class T>
-inline void add_to(const T* a, const T* b, T* out, index_t n) {
+inline void sum_to(const T* a, const T* b, T* out, index_t n) {
   constexpr index_t W = width<T>;
   index_t d = 0;
   for (; d + W <= n; d += W)

@@ -78,7 +78,7 @@ void sum_to(const_matrix_view<T, host_space> a, const_matrix_view<T, host_space>
   expects<shape_error>(a.rows == out.rows && a.cols == out.cols && b.rows == out.rows && b.cols == out.cols,
                        "sum_to: the operands are (", a.rows, ",", a.cols, ") and (", b.rows, ",", b.cols,
                        ") but the output is (", out.rows, ",", out.cols, ")");
-  for (index_t t = 0; t < out.rows; ++t) simd::add_to(a.row(t), b.row(t), out.row(t), out.cols);
+  for (index_t t = 0; t < out.rows; ++t) simd::sum_to(a.row(t), b.row(t), out.row(t), out.cols);
 }
 
 }  // namespace attnres

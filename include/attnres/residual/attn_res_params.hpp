@@ -94,6 +94,20 @@ void key_norm_or_throw(Backend b, std::string_view who, const What& what,
     throw numeric_error(detail::concat(who, ": ", what, " contains NaN or Inf (token ", bad, ")"));
 }
 
+// Gather point l's part of the backward op's arguments: its parameters, α over the sources being
+// differentiated, c = dh·h, dh, and where its dw, dg accumulate. With learn_key_gain = false the
+// gains get no gradient, so dg goes to `dg_sink` (sized to D here, once).
+template <class T, class Space, class Storage>
+ops::depth_query_grad<T, Space> query_grad(const residual_config& cfg, const attn_res_params<T, Space>& p,
+                                           attn_res_grads<T, Space>& g, Storage& dg_sink, int l,
+                                           std::type_identity_t<const_matrix_view<T, Space>> alpha, const T* c,
+                                           std::type_identity_t<const_matrix_view<T, Space>> dh) {
+  const index_t D = cfg.d_model;
+  if (!cfg.learn_key_gain && dg_sink.size() != D) dg_sink = Storage({D});
+  return {p.at(l), alpha, c, dh, g.query.data() + (l - 1) * D,
+          cfg.learn_key_gain ? g.key_gain.data() + (l - 1) * D : dg_sink.data()};
+}
+
 // A gather output the policy reads again in the backward (c = dh·h). In training the caller
 // keeps every h_l anyway (its sublayer's backward needs it), so the policy keeps a view, not a
 // copy. The contract says: leave h_l unchanged until gather_backward(l); a fingerprint of three

@@ -317,10 +317,7 @@ class BlockAttnRes<N>::with {
 
   ops::depth_query_grad<T, space> query_grad(const Params& p, Grads& g, Cache& c, int l, const_view_t alpha,
                                              const T* cvec, const_view_t dh) const {
-    const index_t D = cfg_.d_model;
-    if (!cfg_.learn_key_gain && c.unused_dg.size() != D) c.unused_dg = tensor_t({D});
-    return {p.at(l), alpha, cvec, dh, g.query.data() + (l - 1) * D,
-            cfg_.learn_key_gain ? g.key_gain.data() + (l - 1) * D : c.unused_dg.data()};
+    return detail::query_grad(cfg_, p, g, c.unused_dg, l, alpha, cvec, dh);
   }
 
   static std::span<const view_t> dblock_views(Cache& c, int n) {

@@ -108,11 +108,7 @@ class FullAttnRes::with {
     ops::row_dots(Backend{}, dh, c.h[l - 1].get("FullAttnRes", l), c.c.data());
     c.dsources.clear();
     for (int j = 0; j < l; ++j) c.dsources.push_back(c.dvalue[j].mat());
-    const index_t D = cfg_.d_model;
-    if (!cfg_.learn_key_gain && c.unused_dg.size() != D) c.unused_dg = tensor_t({D});
-    const ops::depth_query_grad<T, space> point{p.at(l), c.alpha[l - 1].mat(), c.c.data(), dh,
-                                         g.query.data() + (l - 1) * D,
-                                         cfg_.learn_key_gain ? g.key_gain.data() + (l - 1) * D : c.unused_dg.data()};
+    const auto point = detail::query_grad(cfg_, p, g, c.unused_dg, l, c.alpha[l - 1].mat(), c.c.data(), dh);
     ops::depth_attention_backward(Backend{}, sources(c, l), std::span<const ops::depth_query_grad<T, space>>(&point, 1),
                                   std::span<const view_t>(c.dsources));
   }
