@@ -23,10 +23,10 @@ struct fixed_pushes {
   typename Policy::Cache cache;
   std::vector<tensor<float>> h;  // L+1 × (M,D)
   fixed_pushes(int L, index_t D) : policy({.n_sublayers = L, .d_model = D}), params(policy.init_params()) {}
-  void run(const tensor<float>& x0, const std::vector<tensor<float>>& v) {
+  void run(const tensor<float>& x0, const std::vector<tensor<float>>& v, bool keep_for_backward = false) {
     const int L = policy.n_sublayers();
     h.assign(L + 1, tensor<float>({x0.rows(), x0.cols()}));
-    policy.begin(cache, x0.mat(), false);
+    policy.begin(cache, x0.mat(), keep_for_backward);
     for (int l = 1; l <= L; ++l) {
       policy.gather(params, cache, l, h[l - 1].mat());
       policy.push(cache, l, v[l - 1].mat());
@@ -226,4 +226,34 @@ TEST_CASE("inference keeps only N + 1 block streams; training keeps what backwar
   s.forward(true);
   CHECK(s.cache.h.size() == 17);
   static_assert(std::is_same_v<decltype(s.policy), const P> || std::is_same_v<decltype(s.policy), P>);
+}
+
+// Decoding (inference on ≤ one_shot_max_tokens tokens) attends over all n sources in one pass;
+// training and long prompts use the two phases. Same sources, same queries: same h and α.
+TEMPLATE_TEST_CASE("Block's one-shot decode path equals its two-phase path", "[residual][invariant]", BlockAttnRes<1>,
+                   BlockAttnRes<2>, BlockAttnRes<4>, BlockAttnRes<8>) {
+  using P = typename TestType::template with<float, attnres::backend::cpu>;
+  const int L = 8;
+  const index_t D = 13;
+  for (const index_t M : {index_t(1), index_t(5), P::one_shot_max_tokens}) {
+    CAPTURE(M);
+    const random_sources src(L, M, D, 7 + static_cast<std::uint64_t>(M));
+    fixed_pushes<P> one_shot(L, D), two_phase(L, D);
+    attnres::rng gen(11);
+    for (auto* f : {&one_shot, &two_phase}) {
+      attnres::rng g = gen;  // the same random queries and gains for both
+      attnres::fill_normal(f->params.query, g, 0.0, 0.7);
+      attnres::fill_normal(f->params.key_gain, g, 1.0, 0.2);
+    }
+    one_shot.run(src.x0, src.v, /*keep_for_backward=*/false);
+    two_phase.run(src.x0, src.v, /*keep_for_backward=*/true);  // training: always two-phase
+    for (int l = 1; l <= L + 1; ++l) {
+      CAPTURE(l);
+      REQUIRE_CLOSE(one_shot.h[l - 1].data(), two_phase.h[l - 1].data(), M * D, 1e-5, 1e-6);
+      const auto a = one_shot.policy.depth_weights(one_shot.cache, l);
+      const auto b = two_phase.policy.depth_weights(two_phase.cache, l);
+      REQUIRE(a.rows == b.rows);
+      REQUIRE_CLOSE(a.data, b.data, a.rows * a.cols, 1e-5, 1e-7);
+    }
+  }
 }

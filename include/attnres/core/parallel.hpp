@@ -2,7 +2,7 @@
 // The one place where OpenMP appears. Everything builds and runs without it (the loops then
 // run serially); the reference backend never calls into here.
 
-#include <attnres/core/tensor.hpp>
+#include <attnres/core/index.hpp>
 
 #if defined(_OPENMP)
 #include <omp.h>
@@ -18,6 +18,10 @@ inline int max_threads() {
   return 1;
 #endif
 }
+
+// Elements per thread below which copying or filling memory is not worth a fork: a memcpy
+// of 256 KiB takes ~10 µs, a fork and join of two threads a few µs.
+inline constexpr index_t parallel_copy_grain = index_t(1) << 16;
 
 // Calls body(i) for i in [begin, end), split statically over the threads. Work items must be
 // independent. Small ranges run serially: forking threads costs more than it saves.

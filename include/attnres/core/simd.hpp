@@ -67,21 +67,32 @@ inline std::pair<T, T> dot2(const T* v, const T* a, const T* b, index_t n) {
 }
 
 namespace detail {
-// K dot products of one row v with K rows q_k, sharing every load of v.
+// K dot products of one row v with K rows q_k, sharing every load of v. Two accumulators per
+// product (2K chains in flight) keep both FMA units busy for K ≤ 4. The row pointers are copied
+// into locals first: an intrinsic store or load may alias anything, so pointers read through q
+// inside the loop would be reloaded at every step.
 template <int K, class T>
 inline void dots_with(const T* v, const T* const* q, index_t n, T* out) {
   using B = batch<T>;
   constexpr index_t W = width<T>;
-  B acc[K];
-  for (int k = 0; k < K; ++k) acc[k] = B(T(0));
+  const T* qk[K];
+  B acc0[K], acc1[K];
+  for (int k = 0; k < K; ++k) qk[k] = q[k], acc0[k] = B(T(0)), acc1[k] = B(T(0));
   index_t d = 0;
+  for (; d + 2 * W <= n; d += 2 * W) {
+    const B v0 = B::load_unaligned(v + d), v1 = B::load_unaligned(v + d + W);
+    for (int k = 0; k < K; ++k) {
+      acc0[k] = xsimd::fma(v0, B::load_unaligned(qk[k] + d), acc0[k]);
+      acc1[k] = xsimd::fma(v1, B::load_unaligned(qk[k] + d + W), acc1[k]);
+    }
+  }
   for (; d + W <= n; d += W) {
     const B vv = B::load_unaligned(v + d);
-    for (int k = 0; k < K; ++k) acc[k] = xsimd::fma(vv, B::load_unaligned(q[k] + d), acc[k]);
+    for (int k = 0; k < K; ++k) acc0[k] = xsimd::fma(vv, B::load_unaligned(qk[k] + d), acc0[k]);
   }
   for (int k = 0; k < K; ++k) {
-    T s = xsimd::hadd(acc[k]);
-    for (index_t e = d; e < n; ++e) s += v[e] * q[k][e];
+    T s = xsimd::hadd(acc0[k] + acc1[k]);
+    for (index_t e = d; e < n; ++e) s += v[e] * qk[k][e];
     out[k] = s;
   }
 }
@@ -92,16 +103,17 @@ inline void weighted_rows(const T* const* x, const T* w, index_t n, T* out) {
   using B = batch<T>;
   constexpr index_t W = width<T>;
   B wk[K];
-  for (int k = 0; k < K; ++k) wk[k] = B(w[k]);
+  const T* xk[K];  // locals: the stores to out could otherwise alias x and force reloads
+  for (int k = 0; k < K; ++k) wk[k] = B(w[k]), xk[k] = x[k];
   index_t d = 0;
   for (; d + W <= n; d += W) {
     B acc = Accumulate ? B::load_unaligned(out + d) : B(T(0));
-    for (int k = 0; k < K; ++k) acc = xsimd::fma(wk[k], B::load_unaligned(x[k] + d), acc);
+    for (int k = 0; k < K; ++k) acc = xsimd::fma(wk[k], B::load_unaligned(xk[k] + d), acc);
     acc.store_unaligned(out + d);
   }
   for (; d < n; ++d) {
     T acc = Accumulate ? out[d] : T(0);
-    for (int k = 0; k < K; ++k) acc += w[k] * x[k][d];
+    for (int k = 0; k < K; ++k) acc += w[k] * xk[k][d];
     out[d] = acc;
   }
 }

@@ -24,6 +24,7 @@
 #include <attnres/core/backend.hpp>
 #include <attnres/core/error.hpp>
 #include <attnres/core/memory_space.hpp>
+#include <attnres/core/parallel.hpp>
 #include <attnres/core/simd.hpp>
 #include <attnres/core/tensor.hpp>
 
@@ -68,7 +69,10 @@ template <class T, class U>
 void add_to(matrix_view<U, host_space> src, matrix_view<T, host_space> dst) {
   expects<shape_error>(src.rows == dst.rows && src.cols == dst.cols, "add_to: source is (", src.rows, ",", src.cols,
                        ") but destination is (", dst.rows, ",", dst.cols, ")");
-  for (index_t t = 0; t < dst.rows; ++t) simd::add(src.row(t), dst.row(t), dst.cols);
+  parallel_chunks(dst.rows, std::max<index_t>(1, parallel_copy_grain / std::max<index_t>(1, dst.cols)),
+                  [&](index_t, index_t b, index_t e) {
+                    for (index_t t = b; t < e; ++t) simd::add(src.row(t), dst.row(t), dst.cols);
+                  });
 }
 
 // out (M,D) = a + b, row by row; out may be a (Block's running sum, written into the slot of the
@@ -78,7 +82,10 @@ void sum_to(const_matrix_view<T, host_space> a, const_matrix_view<T, host_space>
   expects<shape_error>(a.rows == out.rows && a.cols == out.cols && b.rows == out.rows && b.cols == out.cols,
                        "sum_to: the operands are (", a.rows, ",", a.cols, ") and (", b.rows, ",", b.cols,
                        ") but the output is (", out.rows, ",", out.cols, ")");
-  for (index_t t = 0; t < out.rows; ++t) simd::sum_to(a.row(t), b.row(t), out.row(t), out.cols);
+  parallel_chunks(out.rows, std::max<index_t>(1, parallel_copy_grain / std::max<index_t>(1, out.cols)),
+                  [&](index_t, index_t b0, index_t e) {
+                    for (index_t t = b0; t < e; ++t) simd::sum_to(a.row(t), b.row(t), out.row(t), out.cols);
+                  });
 }
 
 }  // namespace attnres

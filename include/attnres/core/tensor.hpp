@@ -7,7 +7,9 @@
 // scalar type and the memory space are template parameters.
 
 #include <attnres/core/error.hpp>
+#include <attnres/core/index.hpp>
 #include <attnres/core/memory_space.hpp>
+#include <attnres/core/parallel.hpp>
 
 #include <algorithm>
 #include <cstddef>
@@ -17,10 +19,6 @@
 #include <vector>
 
 namespace attnres {
-
-// Sizes and offsets are signed (loop arithmetic never wraps). Not named `index`: that would
-// clash with POSIX index() for code that says `using namespace attnres`.
-using index_t = std::ptrdiff_t;
 
 // Allocator with 64-byte alignment (a cache line; enough for any SIMD width we use).
 template <class T>
@@ -112,7 +110,11 @@ class tensor {
   matrix_view<T, Space> mat() { return {data(), rows(), cols()}; }
   const_matrix_view<T, Space> mat() const { return {data(), rows(), cols()}; }
 
-  void fill(T v) { std::fill(data_.begin(), data_.end(), v); }
+  // In parallel when large: a serial 2 MiB fill would keep the other threads waiting.
+  void fill(T v) {
+    const index_t n = size();
+    parallel_chunks(n, parallel_copy_grain, [&](index_t, index_t b, index_t e) { std::fill(data() + b, data() + e, v); });
+  }
   void set_zero() { fill(T(0)); }
 
  private:
@@ -134,7 +136,10 @@ template <class T, class U>
 void copy(matrix_view<U, host_space> src, matrix_view<T, host_space> dst) {
   expects<shape_error>(src.rows == dst.rows && src.cols == dst.cols, "copy: source is (", src.rows,
                        ",", src.cols, ") but destination is (", dst.rows, ",", dst.cols, ")");
-  for (index_t i = 0; i < src.rows; ++i) std::copy(src.row(i), src.row(i) + src.cols, dst.row(i));
+  const index_t rows_per_chunk = std::max<index_t>(1, parallel_copy_grain / std::max<index_t>(1, src.cols));
+  parallel_chunks(src.rows, rows_per_chunk, [&](index_t, index_t b, index_t e) {
+    for (index_t i = b; i < e; ++i) std::copy(src.row(i), src.row(i) + src.cols, dst.row(i));
+  });
 }
 
 }  // namespace attnres

@@ -12,6 +12,8 @@
 // Forward uses the paper's two-phase computation (Algorithm 1): at a block's first sublayer,
 // Phase 1 computes softmax statistics of all S queries of the block over the completed blocks
 // in one pass; each sublayer then merges its statistics with the partial sum (Phase 2).
+// Decoding (inference on at most one_shot_max_tokens tokens) attends over the n sources in one
+// pass instead: fewer operations when the sources are in cache.
 // Backward mirrors it: each gather point back-propagates into the partial sum at once (the
 // sublayers of its own block need that next), while the completed-block terms of all S points
 // are deferred to the block's first sublayer and done in one batched pass.
@@ -78,7 +80,8 @@ class BlockAttnRes<N>::with {
     tensor_t c_out;                        // (M)        dh·h of the output
     // Argument lists of the ops, reused so that a call allocates nothing (decode runs them
     // once per token).
-    std::vector<ops::depth_source<T, space>> sources;
+    std::vector<ops::depth_source<T, space>> block_sources;  // N+1  views of b_0..b_N, set by begin()
+    std::vector<ops::depth_source<T, space>> sources;        // [b_0 .. b_{n-1}, b_n^i] (decode)
     std::vector<ops::depth_query<T>> queries;
     std::vector<ops::depth_stats<T, space>> stats;
     std::vector<ops::depth_query_grad<T, space>> points;
@@ -86,6 +89,10 @@ class BlockAttnRes<N>::with {
     tensor_t unused_dg;                     // (D)  dg sink when the key gains are not learned
     detail::call_sequence seq;
   };
+
+  // Inference with at most this many tokens (decoding) uses the one-shot computation per gather
+  // point instead of the two phases; both are the paper's Eq. 5–6 (tested equal).
+  static constexpr index_t one_shot_max_tokens = 16;
 
   explicit with(residual_config cfg) : cfg_(cfg) {
     detail::check_config(label(), cfg_);
@@ -138,6 +145,8 @@ class BlockAttnRes<N>::with {
         c.partial_at[l - 1] = tensor_t({M, D});
         c.partial_at_inv_rms[l - 1] = tensor_t({M});
       }
+    c.block_sources.clear();
+    for (int j = 0; j <= N; ++j) c.block_sources.push_back({c.block[j].mat(), c.block_inv_rms[j].data()});
     copy(x0, c.block[0].mat());
     detail::key_norm_or_throw(Backend{}, label(), "the embedding x0", x0, T(cfg_.norm_eps), c.block_inv_rms[0].data());
     c.completed = 1;
@@ -155,6 +164,22 @@ class BlockAttnRes<N>::with {
     if (l == L + 1) {
       if (c.block_pending) close_block(c, l);
       ops::depth_attention_forward(Backend{}, completed_sources(c), p.at(l), h, c.alpha[l - 1].mat());
+    } else if (!keep && c.M <= one_shot_max_tokens) {
+      // Decoding a few tokens: one pass over [b_0 .. b_{n-1}, b_n^i] takes fewer operations than
+      // Phase 1 + merge (n + 1 logits and one weighted sum, instead of n logits and a weighted sum
+      // for each of the block's S queries, then a merge). The two-phase batching pays when the
+      // block sums come from memory, and a few tokens' rows are in cache anyway.
+      const int i = (l - 1) % S_;
+      if (c.block_pending) close_block(c, l);
+      const auto blocks = completed_sources(c);
+      c.sources.assign(blocks.begin(), blocks.end());
+      if (i > 0) {
+        detail::key_norm_or_throw(Backend{}, label(), [&] { return partial_name(l); }, c.partial_now, T(cfg_.norm_eps),
+                                  c.partial_inv_rms.data());
+        c.sources.push_back({c.partial_now, c.partial_inv_rms.data()});
+      }
+      ops::depth_attention_forward(Backend{}, std::span<const ops::depth_source<T, space>>(c.sources), p.at(l), h,
+                                   c.alpha[l - 1].mat());
     } else {
       const int i = (l - 1) % S_;
       if (i == 0) {
@@ -293,9 +318,7 @@ class BlockAttnRes<N>::with {
 
   std::span<const ops::depth_source<T, space>> completed_sources(Cache& c, int n = -1) const {
     if (n < 0) n = c.completed;
-    c.sources.clear();
-    for (int j = 0; j < n; ++j) c.sources.push_back({c.block[j].mat(), c.block_inv_rms[j].data()});
-    return c.sources;
+    return std::span<const ops::depth_source<T, space>>(c.block_sources).first(static_cast<std::size_t>(n));
   }
 
   ops::depth_stats<T, space> stats(Cache& c, int i) const {

@@ -69,7 +69,7 @@ class Sum::with {
   void push(Cache& c, int l, const_view_t v /*(M,D)*/) const {
     c.seq.push(l);
     detail::check_view<T>("Sum", "sublayer output", c.stream.rows(), cfg_.d_model, v);
-    check_finite("the output of sublayer " + std::to_string(l), c, v);
+    check_finite([&] { return "the output of sublayer " + std::to_string(l); }, c, v);
     add_to(v, c.stream.mat());
   }
 
@@ -95,7 +95,9 @@ class Sum::with {
   const_view_t depth_weights(const Cache&, int) const { return {}; }
 
  private:
-  void check_finite(const std::string& what, Cache& c, const_view_t v) const {
+  // `what`: a string, or a callable building one only if the check fails (push runs per token in decode)
+  template <class What>
+  void check_finite(const What& what, Cache& c, const_view_t v) const {
     detail::key_norm_or_throw(Backend{}, "Sum", what, v, T(cfg_.norm_eps), c.scratch.data());
   }
   residual_config cfg_;

@@ -18,7 +18,7 @@
 
 namespace attnres::ops::row {
 
-// Signed sizes, like attnres::index_t (core/tensor.hpp), without pulling in host-only headers.
+// Signed sizes, like attnres::index_t (core/index.hpp), without pulling in host-only headers.
 using index_t = std::ptrdiff_t;
 
 // std:: math is host-only; device code calls the CUDA math library's overloads of the same
