@@ -1,20 +1,25 @@
 // A residual policy's cost over Sum in whole-model steps, measured the way this noisy shared
-// machine allows: both models live in one process and their steps are interleaved — Sum, policy,
-// policy, Sum, … (the order flips every pair, so neither always runs first) — and the overhead is
-// the median of the per-pair time ratios. A slow moment of the machine slows both steps of a pair
-// alike and cancels in their ratio; separate runs drift by ±5–20 % and cannot resolve 1 %.
+// machine allows: both models live in one process and take turns in rounds — k steps of Sum,
+// then k of the policy, then the policy first, … — and the overhead is the median over rounds of
+// the ratio of their median step times. A slow moment of the machine slows both halves of a
+// round alike and cancels in the ratio; separate runs drift by ±5–20 % and cannot resolve 1 %.
+// Each side runs its k steps back to back after `warm` untimed ones, as a real training or
+// generation loop does: alternating single steps would start every step with the other model's
+// weights and activations in the cache (measured: Block<8> training +6.8 % that way against
+// +2–3 % in runs of consecutive steps; a 26 MB decode model nearly fills the L3 cache).
 //
-//   train/<policy>    one training step each: zero_grad, forward + backward, clip, AdamW
-//                     (DESIGN.md's default model, batch 8 × 256)
-//   decode/<policy>   one KV-cache decode step each, batch 1, positions 64 .. 191
+//   train/<policy>    training steps: zero_grad, forward + backward, clip, AdamW
+//                     (DESIGN.md's default model, batch 8 × 256); k = 3, 1 warm-up step
+//   decode/<policy>   KV-cache decode steps, batch 1, positions 64 .. 191; k = 64, 8 warm-up
 //
-// Counters: overhead_pct = 100·(median of t_policy / t_sum − 1), q25_pct and q75_pct the quartiles
-// of the same ratios (their spread), pairs = how many pairs were timed. The reported time is the
-// policy's step. Both models have the same weights (init_weights with the same seed draws the
-// layers identically; only the policy's own parameters differ).
+// Counters: overhead_pct = 100·(median over rounds of t_policy / t_sum − 1), q25_pct and q75_pct
+// the quartiles of the same ratios, rounds = how many rounds were timed. sum/… is the control:
+// Sum against Sum, which must come out near 0 %. The reported time is the policy's step. Both
+// models have the same weights (init_weights with the same seed draws the layers identically;
+// only the policy's own parameters differ).
 //
-//   OMP_NUM_THREADS=1 build/release/bench/bench_overhead --benchmark_filter=decode
 //   OMP_NUM_THREADS=2 build/release/bench/bench_overhead --benchmark_filter=train
+//   OMP_NUM_THREADS=1 build/release/bench/bench_overhead --benchmark_filter=decode
 
 #include <attnres/attnres.hpp>
 
@@ -45,21 +50,27 @@ std::vector<std::int32_t> random_tokens(index_t n, std::uint64_t seed) {
   return out;
 }
 
-// Runs one step of each side per benchmark iteration, in alternating order, and reports the
-// median ratio. step_sum / step_policy are callables returning their own elapsed seconds.
+// One round per benchmark iteration: `warm` untimed then k timed steps of each side, the side
+// that goes first alternating between rounds. step_sum / step_policy return their own seconds.
 template <class StepSum, class StepPolicy>
-void interleave(benchmark::State& s, StepSum&& step_sum, StepPolicy&& step_policy, int warmup_pairs) {
-  for (int i = 0; i < warmup_pairs; ++i) step_sum(), step_policy();
+void interleave(benchmark::State& s, StepSum&& step_sum, StepPolicy&& step_policy, int warm, int k) {
+  auto run = [&](auto& step) {
+    for (int i = 0; i < warm; ++i) step();
+    std::vector<double> t;
+    for (int i = 0; i < k; ++i) t.push_back(step());
+    std::nth_element(t.begin(), t.begin() + k / 2, t.end());
+    return t[static_cast<std::size_t>(k / 2)];
+  };
   std::vector<double> ratio;
   bool sum_first = true;
   for (auto _ : s) {
     double t_sum = 0, t_policy = 0;
     if (sum_first) {
-      t_sum = step_sum();
-      t_policy = step_policy();
+      t_sum = run(step_sum);
+      t_policy = run(step_policy);
     } else {
-      t_policy = step_policy();
-      t_sum = step_sum();
+      t_policy = run(step_policy);
+      t_sum = run(step_sum);
     }
     sum_first = !sum_first;
     ratio.push_back(t_policy / t_sum);
@@ -71,7 +82,7 @@ void interleave(benchmark::State& s, StepSum&& step_sum, StepPolicy&& step_polic
   s.counters["overhead_pct"] = 100 * (quantile(0.5) - 1);
   s.counters["q25_pct"] = 100 * (quantile(0.25) - 1);
   s.counters["q75_pct"] = 100 * (quantile(0.75) - 1);
-  s.counters["pairs"] = static_cast<double>(ratio.size());
+  s.counters["rounds"] = static_cast<double>(ratio.size());
 }
 
 template <class Fn>
@@ -121,14 +132,18 @@ template <class Residual>
 void train_overhead(benchmark::State& s) {
   trainer<Sum> a;
   trainer<Residual> b;
-  interleave(s, [&] { return a.step(); }, [&] { return b.step(); }, 1);
+  auto sa = [&] { return a.step(); };
+  auto sb = [&] { return b.step(); };
+  interleave(s, sa, sb, 1, 3);
 }
 
 template <class Residual>
 void decode_overhead(benchmark::State& s) {
   decoder<Sum> a;
   decoder<Residual> b;
-  interleave(s, [&] { return a.step(); }, [&] { return b.step(); }, 32);
+  auto sa = [&] { return a.step(); };
+  auto sb = [&] { return b.step(); };
+  interleave(s, sa, sb, 8, 64);
 }
 
 template <class Residual>
@@ -136,11 +151,11 @@ void register_policy(const std::string& label) {
   benchmark::RegisterBenchmark(("train/" + label).c_str(), train_overhead<Residual>)
       ->Unit(benchmark::kMillisecond)
       ->UseManualTime()
-      ->MinTime(20);
+      ->MinTime(8);  // the policy's timed median step per round: ≈ 0.65 s, so ≈ 12 rounds (≈ 1 min)
   benchmark::RegisterBenchmark(("decode/" + label).c_str(), decode_overhead<Residual>)
       ->Unit(benchmark::kMicrosecond)
       ->UseManualTime()
-      ->MinTime(5);
+      ->MinTime(0.1);  // ≈ 1.2 ms per round counted, so ≈ 80 rounds (≈ 15 s)
 }
 
 }  // namespace
