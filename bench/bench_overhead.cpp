@@ -128,31 +128,23 @@ struct decoder {
   }
 };
 
-template <class Residual>
-void train_overhead(benchmark::State& s) {
-  trainer<Sum> a;
-  trainer<Residual> b;
+// Side<Sum> against Side<Residual>: `warm` untimed and k timed steps each per round.
+template <template <class> class Side, int Warm, int K, class Residual>
+void overhead(benchmark::State& s) {
+  Side<Sum> a;
+  Side<Residual> b;
   auto sa = [&] { return a.step(); };
   auto sb = [&] { return b.step(); };
-  interleave(s, sa, sb, 1, 3);
-}
-
-template <class Residual>
-void decode_overhead(benchmark::State& s) {
-  decoder<Sum> a;
-  decoder<Residual> b;
-  auto sa = [&] { return a.step(); };
-  auto sb = [&] { return b.step(); };
-  interleave(s, sa, sb, 8, 64);
+  interleave(s, sa, sb, Warm, K);
 }
 
 template <class Residual>
 void register_policy(const std::string& label) {
-  benchmark::RegisterBenchmark(("train/" + label).c_str(), train_overhead<Residual>)
+  benchmark::RegisterBenchmark(("train/" + label).c_str(), overhead<trainer, 1, 3, Residual>)
       ->Unit(benchmark::kMillisecond)
       ->UseManualTime()
       ->MinTime(8);  // the policy's timed median step per round: ≈ 0.65 s, so ≈ 12 rounds (≈ 1 min)
-  benchmark::RegisterBenchmark(("decode/" + label).c_str(), decode_overhead<Residual>)
+  benchmark::RegisterBenchmark(("decode/" + label).c_str(), overhead<decoder, 8, 64, Residual>)
       ->Unit(benchmark::kMicrosecond)
       ->UseManualTime()
       ->MinTime(0.1);  // ≈ 1.2 ms per round counted, so ≈ 80 rounds (≈ 15 s)

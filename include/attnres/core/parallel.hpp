@@ -23,6 +23,9 @@ inline int max_threads() {
 // of 256 KiB takes ~10 µs, a fork and join of two threads a few µs.
 inline constexpr index_t parallel_copy_grain = index_t(1) << 16;
 
+// Rows of `cols` elements per chunk of such a row-wise memory operation.
+inline index_t copy_grain_rows(index_t cols) { return cols > 0 && cols < parallel_copy_grain ? parallel_copy_grain / cols : 1; }
+
 // Calls body(i) for i in [begin, end), split statically over the threads. Work items must be
 // independent. Small ranges run serially: forking threads costs more than it saves.
 template <class Body>

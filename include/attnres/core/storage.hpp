@@ -69,7 +69,7 @@ template <class T, class U>
 void add_to(matrix_view<U, host_space> src, matrix_view<T, host_space> dst) {
   expects<shape_error>(src.rows == dst.rows && src.cols == dst.cols, "add_to: source is (", src.rows, ",", src.cols,
                        ") but destination is (", dst.rows, ",", dst.cols, ")");
-  parallel_chunks(dst.rows, std::max<index_t>(1, parallel_copy_grain / std::max<index_t>(1, dst.cols)),
+  parallel_chunks(dst.rows, copy_grain_rows(dst.cols),
                   [&](index_t, index_t b, index_t e) {
                     for (index_t t = b; t < e; ++t) simd::add(src.row(t), dst.row(t), dst.cols);
                   });
@@ -82,7 +82,7 @@ void sum_to(const_matrix_view<T, host_space> a, const_matrix_view<T, host_space>
   expects<shape_error>(a.rows == out.rows && a.cols == out.cols && b.rows == out.rows && b.cols == out.cols,
                        "sum_to: the operands are (", a.rows, ",", a.cols, ") and (", b.rows, ",", b.cols,
                        ") but the output is (", out.rows, ",", out.cols, ")");
-  parallel_chunks(out.rows, std::max<index_t>(1, parallel_copy_grain / std::max<index_t>(1, out.cols)),
+  parallel_chunks(out.rows, copy_grain_rows(out.cols),
                   [&](index_t, index_t b0, index_t e) {
                     for (index_t t = b0; t < e; ++t) simd::sum_to(a.row(t), b.row(t), out.row(t), out.cols);
                   });

@@ -136,8 +136,7 @@ template <class T, class U>
 void copy(matrix_view<U, host_space> src, matrix_view<T, host_space> dst) {
   expects<shape_error>(src.rows == dst.rows && src.cols == dst.cols, "copy: source is (", src.rows,
                        ",", src.cols, ") but destination is (", dst.rows, ",", dst.cols, ")");
-  const index_t rows_per_chunk = std::max<index_t>(1, parallel_copy_grain / std::max<index_t>(1, src.cols));
-  parallel_chunks(src.rows, rows_per_chunk, [&](index_t, index_t b, index_t e) {
+  parallel_chunks(src.rows, copy_grain_rows(src.cols), [&](index_t, index_t b, index_t e) {
     for (index_t i = b; i < e; ++i) std::copy(src.row(i), src.row(i) + src.cols, dst.row(i));
   });
 }
