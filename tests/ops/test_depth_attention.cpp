@@ -94,7 +94,8 @@ TEST_CASE("depth attention: cpu equals reference on awkward sizes", "[ops][depth
   // D not a multiple of the SIMD width, one token, one source, many sources.
   const auto M = GENERATE(index_t(1), index_t(3), index_t(37));
   const auto D = GENERATE(index_t(1), index_t(7), index_t(13), index_t(33));
-  const auto n = GENERATE(index_t(1), index_t(2), index_t(6));
+  // n ≤ 8: the unrolled per-token kernel; 9, 17: the general one (8-row passes, several batches)
+  const auto n = GENERATE(index_t(1), index_t(2), index_t(6), index_t(8), index_t(9), index_t(17));
   CAPTURE(M, D, n);
   const problem<float> pb(M, D, n, 3, 1000 + M * 100 + D * 10 + n);
   const auto src = pb.sources();
@@ -193,8 +194,10 @@ TEST_CASE("depth attention: cpu equals reference on awkward sizes", "[ops][depth
       }
       for (index_t j = 0; j < n; ++j) REQUIRE_CLOSE(dsrc[0][j].data(), dsrc[1][j].data(), M * D, 1e-4, 10 * atol);
       for (index_t p = 0; p < S; ++p) {
-        REQUIRE_CLOSE(dw[0][p].data(), dw[1][p].data(), D, 1e-4, 1e-5);
-        REQUIRE_CLOSE(dg[0][p].data(), dg[1][p].data(), D, 1e-4, 1e-5);
+        // sums over M tokens and n sources of magnitude up to scale(): cancellation leaves entries
+        // small against their terms, so the absolute tolerance follows the sources' magnitude
+        REQUIRE_CLOSE(dw[0][p].data(), dw[1][p].data(), D, 1e-4, atol);
+        REQUIRE_CLOSE(dg[0][p].data(), dg[1][p].data(), D, 1e-4, atol);
       }
     }
   }

@@ -7,6 +7,7 @@
 
 #include <xsimd/xsimd.hpp>
 
+#include <limits>
 #include <utility>
 
 namespace attnres::simd {
@@ -132,19 +133,58 @@ inline void dots_with(const T* v, const T* const* q, index_t m, index_t n, T* ou
   }
 }
 
-// out = Σ_{k<m} w[k]·x[k]: a weighted sum of m rows (m ≥ 1), out written once per 4 rows.
+namespace detail {
+// weighted_rows for r = 1 .. 8 rows (r > 8 takes 8)
+template <bool Accumulate, class T>
+inline void weighted_rows_n(index_t r, const T* const* x, const T* w, index_t n, T* out) {
+  switch (r) {
+    case 1: return weighted_rows<1, Accumulate>(x, w, n, out);
+    case 2: return weighted_rows<2, Accumulate>(x, w, n, out);
+    case 3: return weighted_rows<3, Accumulate>(x, w, n, out);
+    case 4: return weighted_rows<4, Accumulate>(x, w, n, out);
+    case 5: return weighted_rows<5, Accumulate>(x, w, n, out);
+    case 6: return weighted_rows<6, Accumulate>(x, w, n, out);
+    case 7: return weighted_rows<7, Accumulate>(x, w, n, out);
+    default: return weighted_rows<8, Accumulate>(x, w, n, out);
+  }
+}
+}  // namespace detail
+
+// out = Σ_{k<m} w[k]·x[k]: a weighted sum of m rows (m ≥ 1), out written once per 8 rows
+// (8 broadcast weights and an accumulator fit the 16 vector registers of AVX2).
 template <class T>
 inline void weighted_sum(const T* const* x, const T* w, index_t m, index_t n, T* out) {
-  for (index_t k = 0; k < m; k += 4) {
-    const index_t r = m - k < 4 ? m - k : 4;
-    const bool acc = k > 0;
-    switch (r) {
-      case 4: acc ? detail::weighted_rows<4, true>(x + k, w + k, n, out) : detail::weighted_rows<4, false>(x + k, w + k, n, out); break;
-      case 3: acc ? detail::weighted_rows<3, true>(x + k, w + k, n, out) : detail::weighted_rows<3, false>(x + k, w + k, n, out); break;
-      case 2: acc ? detail::weighted_rows<2, true>(x + k, w + k, n, out) : detail::weighted_rows<2, false>(x + k, w + k, n, out); break;
-      default: acc ? detail::weighted_rows<1, true>(x + k, w + k, n, out) : detail::weighted_rows<1, false>(x + k, w + k, n, out); break;
-    }
+  detail::weighted_rows_n<false>(m < 8 ? m : 8, x, w, n, out);
+  for (index_t k = 8; k < m; k += 8) detail::weighted_rows_n<true>(m - k, x + k, w + k, n, out);
+}
+
+// Room for n numbers rounded up to whole SIMD batches (what softmax_padded works on).
+template <class T>
+inline constexpr index_t padded(index_t n) {
+  return (n + width<T> - 1) / width<T> * width<T>;
+}
+
+// a[0..n) ← softmax(a[0..n)) (n ≥ 1), e^x a batch at a time. a has room for padded<T>(n)
+// numbers; the padding is set to −∞ first, so its e^x is 0 and it leaves the sum alone.
+// xsimd's exp is within ~1 ulp of std::exp and flushes results below the smallest normal
+// (e^−87 in float) to 0 — a weight no float sum with a 1 in it can see.
+template <class T>
+inline void softmax_padded(T* a, index_t n) {
+  using B = batch<T>;
+  constexpr index_t W = width<T>;
+  const index_t P = padded<T>(n);
+  T m = a[0];
+  for (index_t j = 1; j < n; ++j) m = a[j] > m ? a[j] : m;
+  for (index_t j = n; j < P; ++j) a[j] = -std::numeric_limits<T>::infinity();
+  const B vm(m);
+  B z(T(0));
+  for (index_t j = 0; j < P; j += W) {
+    const B e = xsimd::exp(B::load_unaligned(a + j) - vm);
+    e.store_unaligned(a + j);
+    z += e;
   }
+  const B zinv(T(1) / xsimd::hadd(z));
+  for (index_t j = 0; j < P; j += W) (B::load_unaligned(a + j) * zinv).store_unaligned(a + j);
 }
 
 // Σ_d a[d]²

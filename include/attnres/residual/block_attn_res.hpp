@@ -24,6 +24,7 @@
 #include <attnres/residual/call_sequence.hpp>
 #include <attnres/residual/residual_policy.hpp>
 
+#include <array>
 #include <span>
 #include <string>
 #include <string_view>
@@ -81,7 +82,9 @@ class BlockAttnRes<N>::with {
     // Argument lists of the ops, reused so that a call allocates nothing (decode runs them
     // once per token).
     std::vector<ops::depth_source<T, space>> block_sources;  // N+1  views of b_0..b_N, set by begin()
-    std::vector<ops::depth_source<T, space>> sources;        // [b_0 .. b_{n-1}, b_n^i] (decode)
+    // [b_0 .. b_{n-1}, b_n^i] for decoding: block_sources' views, except that slot n holds the
+    // partial sum b_n^i while block n is open (close_block puts b_n back).
+    std::vector<ops::depth_source<T, space>> sources;
     std::vector<ops::depth_query<T>> queries;
     std::vector<ops::depth_stats<T, space>> stats;
     std::vector<ops::depth_query_grad<T, space>> points;
@@ -147,6 +150,7 @@ class BlockAttnRes<N>::with {
       }
     c.block_sources.clear();
     for (int j = 0; j <= N; ++j) c.block_sources.push_back({c.block[j].mat(), c.block_inv_rms[j].data()});
+    c.sources = c.block_sources;
     copy(x0, c.block[0].mat());
     detail::key_norm_or_throw(Backend{}, label(), "the embedding x0", x0, T(cfg_.norm_eps), c.block_inv_rms[0].data());
     c.completed = 1;
@@ -171,15 +175,14 @@ class BlockAttnRes<N>::with {
       // block sums come from memory, and a few tokens' rows are in cache anyway.
       const int i = (l - 1) % S_;
       if (c.block_pending) close_block(c, l);
-      const auto blocks = completed_sources(c);
-      c.sources.assign(blocks.begin(), blocks.end());
+      const std::size_t n = static_cast<std::size_t>(c.completed);
       if (i > 0) {
         detail::key_norm_or_throw(Backend{}, label(), [&] { return partial_name(l); }, c.partial_now, T(cfg_.norm_eps),
                                   c.partial_inv_rms.data());
-        c.sources.push_back({c.partial_now, c.partial_inv_rms.data()});
+        c.sources[n] = {c.partial_now, c.partial_inv_rms.data()};
       }
-      ops::depth_attention_forward(Backend{}, std::span<const ops::depth_source<T, space>>(c.sources), p.at(l), h,
-                                   c.alpha[l - 1].mat());
+      ops::depth_attention_forward(Backend{}, std::span<const ops::depth_source<T, space>>(c.sources).first(n + (i > 0)),
+                                   p.at(l), h, c.alpha[l - 1].mat());
     } else {
       const int i = (l - 1) % S_;
       if (i == 0) {
@@ -292,10 +295,19 @@ class BlockAttnRes<N>::with {
   }
 
  private:
-  static const std::string& label() {
-    static const std::string name = "BlockAttnRes<" + std::to_string(N) + ">";
-    return name;
-  }
+  // "BlockAttnRes<N>", spelled at compile time: every gather and push passes it to its checks.
+  static constexpr auto label_text = [] {
+    std::array<char, 32> text{};
+    std::size_t k = 0;
+    for (char ch : std::string_view("BlockAttnRes<")) text[k++] = ch;
+    char digits[12];
+    int count = 0;
+    for (int v = N; v > 0; v /= 10) digits[count++] = static_cast<char>('0' + v % 10);
+    while (count > 0) text[k++] = digits[--count];
+    text[k++] = '>';
+    return std::pair{text, k};
+  }();
+  static constexpr std::string_view label() { return {label_text.first.data(), label_text.second}; }
 
   std::string partial_name(int l) const {
     return "the partial sum of block " + std::to_string((l - 1) / S_ + 1) + " (last added: the output of sublayer " +
@@ -312,6 +324,7 @@ class BlockAttnRes<N>::with {
                  ")";
         },
         c.block[j].mat(), T(cfg_.norm_eps), c.block_inv_rms[j].data());
+    c.sources[j] = c.block_sources[j];  // decoding: b_j takes the place of its partial sums
     c.completed = j + 1;
     c.block_pending = false;
   }

@@ -97,7 +97,7 @@ void backward_row_update(index_t S, const T* const* dh, const T* const* q, const
 template <class T, class QueryOf>
 const T* folded_queries(index_t S, index_t D, QueryOf query_of) {
   thread_local std::vector<T> buf;
-  buf.resize(static_cast<std::size_t>(S * D));
+  if (buf.size() < static_cast<std::size_t>(S * D)) buf.resize(static_cast<std::size_t>(S * D));
   for (index_t p = 0; p < S; ++p) {
     const depth_query<T> q = query_of(p);
     simd::multiply(q.w, q.g, buf.data() + p * D, D);
@@ -125,33 +125,114 @@ void row_dots(backend::cpu, no_deduce<const_matrix_view<T>> a /*(M,D)*/, no_dedu
   });
 }
 
+namespace cpu_detail {
+// Most gather points read few sources (Block<N> at most N + 1), so the forward has a kernel per
+// source count K ≤ 9 (Block<8>'s output reads 9): its K accumulators or weights and the query
+// fit the 16 vector registers of AVX2, and a token costs two sweeps over D and a K-wide softmax.
+inline constexpr index_t max_unrolled_sources = 9;
+
+// One token, K sources: s_j = (q · v_j)·(1/r_j) in one sweep over D (K independent FMA chains),
+// α = softmax(s) into a[0..K), then h = Σ_j α_j v_j in a second sweep. With Fold the query is
+// q = w ⊙ g formed on the fly (one token: cheaper than folding it into a buffer first);
+// otherwise w already holds w ⊙ g and g is unused. a has room for padded<T>(K) numbers.
+template <int K, bool Fold, class T>
+void forward_token(const T* w, const T* g, const T* const* rows, const T* inv_rms, index_t D, T* h, T* a) {
+  using B = simd::batch<T>;
+  constexpr index_t W = simd::width<T>;
+  const T* v[K];  // locals: the stores below could otherwise alias them and force reloads
+  B acc[K];
+  for (int j = 0; j < K; ++j) v[j] = rows[j], acc[j] = B(T(0));
+  index_t d = 0;
+  for (; d + W <= D; d += W) {
+    B q = B::load_unaligned(w + d);
+    if constexpr (Fold) q = q * B::load_unaligned(g + d);
+    for (int j = 0; j < K; ++j) acc[j] = xsimd::fma(q, B::load_unaligned(v[j] + d), acc[j]);
+  }
+  for (int j = 0; j < K; ++j) a[j] = xsimd::hadd(acc[j]);
+  for (index_t e = d; e < D; ++e) {
+    const T q = Fold ? w[e] * g[e] : w[e];
+    for (int j = 0; j < K; ++j) a[j] += q * v[j][e];
+  }
+  for (int j = 0; j < K; ++j) a[j] *= inv_rms[j];
+  simd::softmax_padded(a, K);
+  B alpha[K];
+  for (int j = 0; j < K; ++j) alpha[j] = B(a[j]);
+  for (d = 0; d + W <= D; d += W) {
+    B out = alpha[0] * B::load_unaligned(v[0] + d);
+    for (int j = 1; j < K; ++j) out = xsimd::fma(alpha[j], B::load_unaligned(v[j] + d), out);
+    out.store_unaligned(h + d);
+  }
+  for (; d < D; ++d) {
+    T out = 0;
+    for (int j = 0; j < K; ++j) out += a[j] * v[j][d];
+    h[d] = out;
+  }
+}
+
+template <bool Fold, class T>
+void forward_token(index_t n, const T* w, const T* g, const T* const* rows, const T* inv_rms, index_t D, T* h, T* a) {
+  switch (n) {
+    case 1: return forward_token<1, Fold>(w, g, rows, inv_rms, D, h, a);
+    case 2: return forward_token<2, Fold>(w, g, rows, inv_rms, D, h, a);
+    case 3: return forward_token<3, Fold>(w, g, rows, inv_rms, D, h, a);
+    case 4: return forward_token<4, Fold>(w, g, rows, inv_rms, D, h, a);
+    case 5: return forward_token<5, Fold>(w, g, rows, inv_rms, D, h, a);
+    case 6: return forward_token<6, Fold>(w, g, rows, inv_rms, D, h, a);
+    case 7: return forward_token<7, Fold>(w, g, rows, inv_rms, D, h, a);
+    case 8: return forward_token<8, Fold>(w, g, rows, inv_rms, D, h, a);
+    default: return forward_token<9, Fold>(w, g, rows, inv_rms, D, h, a);
+  }
+}
+}  // namespace cpu_detail
+
 // Per token: the n logits, then the softmax, then h = Σ_j α_j v_j in one pass over h (the
 // source rows are still in L1 from the logits). Each source row comes from memory once.
 template <class T>
 void depth_attention_forward(backend::cpu, std::span<const depth_source<T>> sources, depth_query<T> q,
                              no_deduce<matrix_view<T>> h /*(M,D)*/, no_deduce<matrix_view<T>> alpha /*(n,M)*/) {
   const index_t n = static_cast<index_t>(sources.size());
-  const index_t D = h.cols;
-  const T* qg = cpu_detail::folded_queries<T>(1, D, [&](index_t) { return q; });
-  parallel_chunks(h.rows, cpu_detail::token_grain, [&](index_t, index_t begin, index_t end) {
-    thread_local std::vector<const T*> rows;  // this worker's scratch
-    thread_local std::vector<T> a;
-    rows.resize(static_cast<std::size_t>(n));
-    a.resize(static_cast<std::size_t>(n));
+  const index_t M = h.rows, D = h.cols;
+  if (n == 0) {  // no sources: h = 0, as the empty sum of the reference
+    for (index_t t = 0; t < M; ++t) std::fill(h.row(t), h.row(t) + D, T(0));
+    return;
+  }
+  const bool unrolled = n <= cpu_detail::max_unrolled_sources;
+  // One token (decoding) folds w ⊙ g inside its sweep; more tokens share a folded copy.
+  const T* qg = M == 1 && unrolled ? nullptr : cpu_detail::folded_queries<T>(1, D, [&](index_t) { return q; });
+  // Tokens [begin, end) with scratch for n row pointers, n statistics and padded<T>(n) weights.
+  auto tokens = [&](index_t begin, index_t end, const T** rows, T* r, T* a) {
     for (index_t t = begin; t < end; ++t) {
-      T m = -std::numeric_limits<T>::infinity();
       for (index_t j = 0; j < n; ++j) {
         rows[j] = sources[j].value.row(t);
+        r[j] = sources[j].inv_rms[t];
         if (t + cpu_detail::prefetch_ahead < end) cpu_detail::prefetch_row(sources[j].value.row(t + cpu_detail::prefetch_ahead), D);
       }
-      simd::dots_with(qg, rows.data(), n, D, a.data());  // the query read once per 4 sources
-      for (index_t j = 0; j < n; ++j) m = std::max(m, a[j] *= sources[j].inv_rms[t]);
-      T z = 0;
-      for (index_t j = 0; j < n; ++j) z += (a[j] = std::exp(a[j] - m));
-      const T zinv = T(1) / z;
-      for (index_t j = 0; j < n; ++j) alpha(j, t) = a[j] *= zinv;
-      simd::weighted_sum(rows.data(), a.data(), n, D, h.row(t));
+      if (!unrolled) {
+        simd::dots_with(qg, rows, n, D, a);  // the query read once per 4 sources
+        for (index_t j = 0; j < n; ++j) a[j] *= r[j];
+        simd::softmax_padded(a, n);
+        simd::weighted_sum(rows, a, n, D, h.row(t));
+      } else if (qg) {
+        cpu_detail::forward_token<false>(n, qg, qg, rows, r, D, h.row(t), a);
+      } else {
+        cpu_detail::forward_token<true>(n, q.w, q.g, rows, r, D, h.row(t), a);
+      }
+      for (index_t j = 0; j < n; ++j) alpha(j, t) = a[j];
     }
+  };
+  if (unrolled && M <= cpu_detail::token_grain) {  // one chunk (decoding): this thread, scratch on the stack
+    constexpr index_t cap = simd::padded<T>(cpu_detail::max_unrolled_sources);
+    const T* rows[cap];
+    T r[cap], a[cap];
+    tokens(0, M, rows, r, a);
+    return;
+  }
+  parallel_chunks(M, cpu_detail::token_grain, [&](index_t, index_t begin, index_t end) {
+    thread_local std::vector<const T*> rows;  // this worker's scratch, grown only
+    thread_local std::vector<T> r, a;
+    const auto need = static_cast<std::size_t>(simd::padded<T>(n));
+    if (rows.size() < need) rows.resize(need), r.resize(need), a.resize(need);
+    tokens(begin, end, rows.data(), r.data(), a.data());
   });
 }
 

@@ -1,0 +1,77 @@
+// core/simd: the multi-row kernels against plain loops in double, on row counts that cross
+// their pass sizes (4 products per read in dots_with, 8 rows per pass in weighted_sum, one SIMD
+// batch in softmax_padded) and lengths that are not a multiple of the SIMD width.
+
+#include "test_util.hpp"
+
+#include <attnres/core/simd.hpp>
+
+#include <cmath>
+#include <limits>
+#include <vector>
+
+using namespace attnres_test;
+namespace simd = attnres::simd;
+
+TEST_CASE("simd::weighted_sum equals the plain sum over rows", "[core][simd]") {
+  const auto m = GENERATE(index_t(1), index_t(3), index_t(5), index_t(8), index_t(9), index_t(16), index_t(17), index_t(27));
+  const auto n = GENERATE(index_t(1), index_t(7), index_t(33), index_t(256));
+  CAPTURE(m, n);
+  attnres::rng gen(static_cast<std::uint64_t>(100 * m + n));
+  const auto x = random_tensor<float>({m, n}, gen);
+  const auto w = random_tensor<float>({m}, gen);
+  std::vector<const float*> rows;
+  for (index_t k = 0; k < m; ++k) rows.push_back(x.data() + k * n);
+  std::vector<float> out(static_cast<std::size_t>(n), 123.0f);  // overwritten, not accumulated into
+  simd::weighted_sum(rows.data(), w.data(), m, n, out.data());
+  std::vector<double> want(static_cast<std::size_t>(n), 0.0);
+  for (index_t k = 0; k < m; ++k)
+    for (index_t d = 0; d < n; ++d) want[d] += static_cast<double>(w[k]) * x.data()[k * n + d];
+  REQUIRE_CLOSE(out.data(), want.data(), n, 1e-5, 1e-5 * static_cast<double>(m));
+}
+
+TEST_CASE("simd::dots_with equals the plain dot products", "[core][simd]") {
+  const auto m = GENERATE(index_t(1), index_t(2), index_t(3), index_t(4), index_t(7), index_t(9));
+  const auto n = GENERATE(index_t(1), index_t(9), index_t(40));
+  CAPTURE(m, n);
+  attnres::rng gen(static_cast<std::uint64_t>(7 * m + n));
+  const auto v = random_tensor<float>({n}, gen);
+  const auto q = random_tensor<float>({m, n}, gen);
+  std::vector<const float*> rows;
+  for (index_t k = 0; k < m; ++k) rows.push_back(q.data() + k * n);
+  std::vector<float> out(static_cast<std::size_t>(m));
+  simd::dots_with(v.data(), rows.data(), m, n, out.data());
+  std::vector<double> want(static_cast<std::size_t>(m), 0.0);
+  for (index_t k = 0; k < m; ++k)
+    for (index_t d = 0; d < n; ++d) want[k] += static_cast<double>(v[d]) * q.data()[k * n + d];
+  REQUIRE_CLOSE(out.data(), want.data(), m, 1e-5, 1e-5 * std::sqrt(static_cast<double>(n)));
+}
+
+namespace {
+template <class T>
+void softmax_matches_exp(index_t n, double spread, double rtol) {
+  attnres::rng gen(static_cast<std::uint64_t>(n));
+  const auto logits = random_tensor<T>({n}, gen, 3.0, spread);
+  std::vector<T> a(static_cast<std::size_t>(simd::padded<T>(n)), T(42));  // padding: any value
+  std::copy(logits.data(), logits.data() + n, a.begin());
+  simd::softmax_padded(a.data(), n);
+  double m = -INFINITY, z = 0;
+  for (index_t j = 0; j < n; ++j) m = std::max(m, static_cast<double>(logits[j]));
+  std::vector<double> want(static_cast<std::size_t>(n));
+  for (index_t j = 0; j < n; ++j) z += (want[j] = std::exp(static_cast<double>(logits[j]) - m));
+  for (auto& e : want) e /= z;
+  // Relative to the largest weight (1/n or more): what is below the smallest normal may be 0.
+  REQUIRE_CLOSE(a.data(), want.data(), n, rtol, 4 * static_cast<double>(std::numeric_limits<T>::min()));
+  double sum = 0;
+  for (index_t j = 0; j < n; ++j) sum += static_cast<double>(a[j]);
+  REQUIRE(std::abs(sum - 1.0) < 10 * static_cast<double>(std::numeric_limits<T>::epsilon()) * static_cast<double>(n));
+}
+}  // namespace
+
+TEST_CASE("simd::softmax_padded equals softmax with std::exp", "[core][simd]") {
+  const auto n = GENERATE(index_t(1), index_t(2), index_t(5), index_t(8), index_t(9), index_t(17));
+  CAPTURE(n);
+  SECTION("float, logits of spread 1") { softmax_matches_exp<float>(n, 1.0, 1e-6); }
+  SECTION("float, logits spread wide enough that some weights underflow") { softmax_matches_exp<float>(n, 60.0, 1e-5); }
+  SECTION("double") { softmax_matches_exp<double>(n, 5.0, 1e-14); }
+}
