@@ -98,7 +98,8 @@ inline void dots_with(const T* v, const T* const* q, index_t n, T* out) {
   }
 }
 
-// out (=|+=) Σ_{k<K} w_k·x_k, one pass over out for K rows.
+// out (=|+=) Σ_{k<K} w_k·x_k, one pass over out for K rows. Above 4 rows the sum is split over
+// two accumulators (even and odd k) so that no FMA chain is longer than 4.
 template <int K, bool Accumulate, class T>
 inline void weighted_rows(const T* const* x, const T* w, index_t n, T* out) {
   using B = batch<T>;
@@ -109,7 +110,14 @@ inline void weighted_rows(const T* const* x, const T* w, index_t n, T* out) {
   index_t d = 0;
   for (; d + W <= n; d += W) {
     B acc = Accumulate ? B::load_unaligned(out + d) : B(T(0));
-    for (int k = 0; k < K; ++k) acc = xsimd::fma(wk[k], B::load_unaligned(xk[k] + d), acc);
+    if constexpr (K > 4) {
+      B odd = wk[1] * B::load_unaligned(xk[1] + d);
+      for (int k = 0; k < K; k += 2) acc = xsimd::fma(wk[k], B::load_unaligned(xk[k] + d), acc);
+      for (int k = 3; k < K; k += 2) odd = xsimd::fma(wk[k], B::load_unaligned(xk[k] + d), odd);
+      acc += odd;
+    } else {
+      for (int k = 0; k < K; ++k) acc = xsimd::fma(wk[k], B::load_unaligned(xk[k] + d), acc);
+    }
     acc.store_unaligned(out + d);
   }
   for (; d < n; ++d) {
@@ -156,6 +164,12 @@ template <class T>
 inline void weighted_sum(const T* const* x, const T* w, index_t m, index_t n, T* out) {
   detail::weighted_rows_n<false>(m < 8 ? m : 8, x, w, n, out);
   for (index_t k = 8; k < m; k += 8) detail::weighted_rows_n<true>(m - k, x + k, w + k, n, out);
+}
+
+// weighted_sum of K rows, K known at compile time: one pass, the weights in registers.
+template <int K, class T>
+inline void weighted_sum_of(const T* const* x, const T* w, index_t n, T* out) {
+  detail::weighted_rows<K, false>(x, w, n, out);
 }
 
 // Room for n numbers rounded up to whole SIMD batches (what softmax_padded works on).

@@ -131,7 +131,7 @@ namespace cpu_detail {
 // fit the 16 vector registers of AVX2, and a token costs two sweeps over D and a K-wide softmax.
 inline constexpr index_t max_unrolled_sources = 9;
 
-// One token, K sources: s_j = (q · v_j)·(1/r_j) in one sweep over D (K independent FMA chains),
+// One token, K sources: s_j = (q · v_j)·(1/r_j) in one sweep over D,
 // α = softmax(s) into a[0..K), then h = Σ_j α_j v_j in a second sweep. With Fold the query is
 // q = w ⊙ g formed on the fly (one token: cheaper than folding it into a buffer first);
 // otherwise w already holds w ⊙ g and g is unused. a has room for padded<T>(K) numbers.
@@ -139,34 +139,42 @@ template <int K, bool Fold, class T>
 void forward_token(const T* w, const T* g, const T* const* rows, const T* inv_rms, index_t D, T* h, T* a) {
   using B = simd::batch<T>;
   constexpr index_t W = simd::width<T>;
+  // An FMA's result is ready 4 cycles later and two start per cycle: the logits need about 8
+  // independent chains, so up to 4 sources get two accumulators each (even and odd batches).
+  constexpr int chains = K <= 4 ? 2 : 1;
   const T* v[K];  // locals: the stores below could otherwise alias them and force reloads
-  B acc[K];
-  for (int j = 0; j < K; ++j) v[j] = rows[j], acc[j] = B(T(0));
-  index_t d = 0;
-  for (; d + W <= D; d += W) {
-    B q = B::load_unaligned(w + d);
-    if constexpr (Fold) q = q * B::load_unaligned(g + d);
-    for (int j = 0; j < K; ++j) acc[j] = xsimd::fma(q, B::load_unaligned(v[j] + d), acc[j]);
+  B acc[chains][K];
+  for (int j = 0; j < K; ++j) {
+    v[j] = rows[j];
+    for (int c = 0; c < chains; ++c) acc[c][j] = B(T(0));
   }
-  for (int j = 0; j < K; ++j) a[j] = xsimd::hadd(acc[j]);
+  auto query = [&](index_t d) {
+    if constexpr (Fold) return B::load_unaligned(w + d) * B::load_unaligned(g + d);
+    else return B::load_unaligned(w + d);
+  };
+  index_t d = 0;
+  for (; d + chains * W <= D; d += chains * W)
+    for (int c = 0; c < chains; ++c) {
+      const B q = query(d + c * W);
+      for (int j = 0; j < K; ++j) acc[c][j] = xsimd::fma(q, B::load_unaligned(v[j] + d + c * W), acc[c][j]);
+    }
+  for (; d + W <= D; d += W) {  // the odd batch left by two chains
+    const B q = query(d);
+    for (int j = 0; j < K; ++j) acc[0][j] = xsimd::fma(q, B::load_unaligned(v[j] + d), acc[0][j]);
+  }
+  for (int j = 0; j < K; ++j) {
+    B sum = acc[0][j];
+    if constexpr (chains == 2) sum += acc[1][j];
+    a[j] = xsimd::hadd(sum);
+  }
   for (index_t e = d; e < D; ++e) {
     const T q = Fold ? w[e] * g[e] : w[e];
     for (int j = 0; j < K; ++j) a[j] += q * v[j][e];
   }
   for (int j = 0; j < K; ++j) a[j] *= inv_rms[j];
   simd::softmax_padded(a, K);
-  B alpha[K];
-  for (int j = 0; j < K; ++j) alpha[j] = B(a[j]);
-  for (d = 0; d + W <= D; d += W) {
-    B out = alpha[0] * B::load_unaligned(v[0] + d);
-    for (int j = 1; j < K; ++j) out = xsimd::fma(alpha[j], B::load_unaligned(v[j] + d), out);
-    out.store_unaligned(h + d);
-  }
-  for (; d < D; ++d) {
-    T out = 0;
-    for (int j = 0; j < K; ++j) out += a[j] * v[j][d];
-    h[d] = out;
-  }
+  // h = Σ_j α_j v_j, a batch of h at a time; the rows are still in L1 from the logits.
+  simd::weighted_sum_of<K>(v, a, D, h);
 }
 
 template <bool Fold, class T>
