@@ -10,28 +10,19 @@ so a slow minute of the machine touches them alike; the ratio within a round is 
 """
 
 import argparse
-import json
+import os
 import statistics
-import subprocess
 import sys
 
-
-def policy_flags(policy):
-    """'sum', 'full', 'block:4' -> attnres bench flags."""
-    name, _, blocks = policy.partition(":")
-    if name not in ("sum", "full", "block"):
-        raise SystemExit(f"unknown policy {policy!r}: expected sum, full or block:N")
-    flags = ["--residual", name]
-    if name == "block":
-        flags += ["--blocks", blocks or "4"]
-    return flags
+from compare_torch import policy_args, run_json  # the same policy names and `attnres bench` runner
 
 
 def run_once(args, policy):
-    cmd = [args.bin, "bench", *policy_flags(policy), "--modes", args.mode, "--threads", str(args.threads),
-           "--steps", str(args.steps), "--warmup", str(args.warmup), "--json", *args.extra]
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
-    return json.loads(out.splitlines()[0])["median_s"]
+    residual, blocks = policy_args(policy)
+    cmd = [args.bin, "bench", "--residual", residual, *(["--blocks", str(blocks)] if residual == "block" else []),
+           "--modes", args.mode, "--threads", str(args.threads), "--steps", str(args.steps),
+           "--warmup", str(args.warmup), "--json", *args.extra]
+    return run_json(cmd, dict(os.environ))["median_s"]
 
 
 def quartiles(xs):

@@ -81,10 +81,10 @@ class BlockAttnRes<N>::with {
     tensor_t c_out;                        // (M)        dh·h of the output
     // Argument lists of the ops, reused so that a call allocates nothing (decode runs them
     // once per token).
-    std::vector<ops::depth_source<T, space>> block_sources;  // N+1  views of b_0..b_N, set by begin()
-    // [b_0 .. b_{n-1}, b_n^i] for decoding: block_sources' views, except that slot n holds the
-    // partial sum b_n^i while block n is open (close_block puts b_n back).
-    std::vector<ops::depth_source<T, space>> sources;
+    // N+1 views of b_0..b_N, set by begin(). Only the completed blocks b_0..b_{n-1} are read, so
+    // while block n is open, decoding puts its partial sum b_n^i in slot n: the sources
+    // [b_0 .. b_{n-1}, b_n^i] are then the first n+1 slots (close_block puts b_n back).
+    std::vector<ops::depth_source<T, space>> block_sources;
     std::vector<ops::depth_query<T>> queries;
     std::vector<ops::depth_stats<T, space>> stats;
     std::vector<ops::depth_query_grad<T, space>> points;
@@ -150,7 +150,6 @@ class BlockAttnRes<N>::with {
       }
     c.block_sources.clear();
     for (int j = 0; j <= N; ++j) c.block_sources.push_back({c.block[j].mat(), c.block_inv_rms[j].data()});
-    c.sources = c.block_sources;
     copy(x0, c.block[0].mat());
     detail::key_norm_or_throw(Backend{}, label(), "the embedding x0", x0, T(cfg_.norm_eps), c.block_inv_rms[0].data());
     c.completed = 1;
@@ -179,9 +178,9 @@ class BlockAttnRes<N>::with {
       if (i > 0) {
         detail::key_norm_or_throw(Backend{}, label(), [&] { return partial_name(l); }, c.partial_now, T(cfg_.norm_eps),
                                   c.partial_inv_rms.data());
-        c.sources[n] = {c.partial_now, c.partial_inv_rms.data()};
+        c.block_sources[n] = {c.partial_now, c.partial_inv_rms.data()};
       }
-      ops::depth_attention_forward(Backend{}, std::span<const ops::depth_source<T, space>>(c.sources).first(n + (i > 0)),
+      ops::depth_attention_forward(Backend{}, std::span<const ops::depth_source<T, space>>(c.block_sources).first(n + (i > 0)),
                                    p.at(l), h, c.alpha[l - 1].mat());
     } else {
       const int i = (l - 1) % S_;
@@ -324,7 +323,7 @@ class BlockAttnRes<N>::with {
                  ")";
         },
         c.block[j].mat(), T(cfg_.norm_eps), c.block_inv_rms[j].data());
-    c.sources[j] = c.block_sources[j];  // decoding: b_j takes the place of its partial sums
+    c.block_sources[j] = {c.block[j].mat(), c.block_inv_rms[j].data()};  // b_j in place of its partial sums
     c.completed = j + 1;
     c.block_pending = false;
   }
