@@ -238,7 +238,17 @@ void bm_policy(benchmark::State& state, mode md) {
       r.gather_backward(params, cache, kL + 1, dh.mat(), grads);
       for (int l = kL; l >= 1; --l) {
         r.source_grad(cache, l, dv.mat());
-        r.gather_backward(params, cache, l, dh.mat(), grads);
+        // The sublayer's backward writes dh_l, not timed. Like a model, it writes it where the
+        // policy keeps it when the policy offers a buffer (Block: no copy in gather_backward).
+        auto dh_l = dh.mat();
+        if constexpr (requires { r.gradient_buffer(cache, l); })
+          if (tensor<T>* b = r.gradient_buffer(cache, l)) {
+            lap();
+            attnres::copy(dh.mat(), b->mat());
+            dh_l = b->mat();
+            t0 = clock::now();
+          }
+        r.gather_backward(params, cache, l, dh_l, grads);
       }
       r.source_grad(cache, 0, dv.mat());
     }

@@ -5,6 +5,7 @@
 
 #include <attnres/ops/depth_attention.hpp>
 
+#include <limits>
 #include <vector>
 
 using namespace attnres_test;
@@ -97,7 +98,7 @@ TEST_CASE("depth attention: cpu equals reference on awkward sizes", "[ops][depth
   // n ≤ 8: the unrolled per-token kernel; 9, 17: the general one (8-row passes, several batches)
   const auto n = GENERATE(index_t(1), index_t(2), index_t(6), index_t(8), index_t(9), index_t(17));
   CAPTURE(M, D, n);
-  const problem<float> pb(M, D, n, 3, 1000 + M * 100 + D * 10 + n);
+  const problem<float> pb(M, D, n, 5, 1000 + M * 100 + D * 10 + n);
   const auto src = pb.sources();
   const double tol = 1e-5, atol = 1e-6 * pb.scale();  // float, different summation order
 
@@ -155,7 +156,7 @@ TEST_CASE("depth attention: cpu equals reference on awkward sizes", "[ops][depth
     }
   }
   SECTION("backward, one and several gather points") {
-    for (index_t S : {index_t(1), index_t(3)}) {
+    for (index_t S : {index_t(1), index_t(2), index_t(3), index_t(4), index_t(5)}) {
       attnres::rng gen(99 + S);
       std::vector<tensor<float>> alpha, h, dh, c;
       for (index_t p = 0; p < S; ++p) {
@@ -170,14 +171,21 @@ TEST_CASE("depth attention: cpu equals reference on awkward sizes", "[ops][depth
         ops::row_dots(backend::cpu{}, dh[p].mat(), h[p].mat(), c2.data());
         REQUIRE_CLOSE(c[p].data(), c2.data(), M, tol, 10 * atol);
       }
-      // the op accumulates: both backends start from the same non-zero values
-      std::vector<tensor<float>> initial;
-      for (index_t j = 0; j < n; ++j) initial.push_back(random_tensor<float>({M, D}, gen));
-      std::vector<tensor<float>> dsrc[2], dw[2], dg[2];
-      for (int b = 0; b < 2; ++b) {
+      // Runs: 0 reference and 1 cpu accumulate onto the same non-zero values; 2 reference and 3
+      // cpu overwrite a NaN-filled buffer (nothing of it may show); 4 reference accumulates onto 0.
+      std::vector<tensor<float>> initial, zeros, garbage;
+      for (index_t j = 0; j < n; ++j) {
+        initial.push_back(random_tensor<float>({M, D}, gen));
+        zeros.emplace_back(std::vector<index_t>{M, D});
+        garbage.emplace_back(std::vector<index_t>{M, D});
+        garbage.back().fill(std::numeric_limits<float>::quiet_NaN());
+      }
+      constexpr int runs = 5;
+      std::vector<tensor<float>> dsrc[runs], dw[runs], dg[runs];
+      for (int b = 0; b < runs; ++b) {
         std::vector<ops::depth_query_grad<float>> pts;
         std::vector<attnres::matrix_view<float>> dviews;
-        dsrc[b] = initial;
+        dsrc[b] = b < 2 ? initial : b < 4 ? garbage : zeros;
         for (index_t j = 0; j < n; ++j) dviews.push_back(dsrc[b][j].mat());
         for (index_t p = 0; p < S; ++p) {
           dw[b].emplace_back(std::vector<index_t>{D});
@@ -187,12 +195,22 @@ TEST_CASE("depth attention: cpu equals reference on awkward sizes", "[ops][depth
         }
         for (index_t p = 0; p < S; ++p)
           pts.push_back({pb.query(p), alpha[p].mat(), c[p].data(), dh[p].mat(), dw[b][p].data(), dg[b][p].data()});
-        if (b == 0)
-          ops::depth_attention_backward(backend::reference{}, src_span<float>(src), pts, dviews);
+        const auto mode = b == 2 || b == 3 ? ops::grad_write::overwrite : ops::grad_write::accumulate;
+        if (b % 2 == 0)
+          ops::depth_attention_backward(backend::reference{}, src_span<float>(src), pts, dviews, mode);
         else
-          ops::depth_attention_backward(backend::cpu{}, src_span<float>(src), pts, dviews);
+          ops::depth_attention_backward(backend::cpu{}, src_span<float>(src), pts, dviews, mode);
       }
-      for (index_t j = 0; j < n; ++j) REQUIRE_CLOSE(dsrc[0][j].data(), dsrc[1][j].data(), M * D, 1e-4, 10 * atol);
+      for (index_t j = 0; j < n; ++j) {
+        REQUIRE_CLOSE(dsrc[0][j].data(), dsrc[1][j].data(), M * D, 1e-4, 10 * atol);
+        REQUIRE_CLOSE(dsrc[4][j].data(), dsrc[2][j].data(), M * D, 1e-6, 1e-7);
+        REQUIRE_CLOSE(dsrc[4][j].data(), dsrc[3][j].data(), M * D, 1e-4, 10 * atol);
+      }
+      for (int b = 2; b < runs; ++b)
+        for (index_t p = 0; p < S; ++p) {
+          REQUIRE_CLOSE(dw[0][p].data(), dw[b][p].data(), D, 1e-4, atol);
+          REQUIRE_CLOSE(dg[0][p].data(), dg[b][p].data(), D, 1e-4, atol);
+        }
       for (index_t p = 0; p < S; ++p) {
         // sums over M tokens and n sources of magnitude up to scale(): cancellation leaves entries
         // small against their terms, so the absolute tolerance follows the sources' magnitude

@@ -166,6 +166,12 @@ inline void weighted_sum(const T* const* x, const T* w, index_t m, index_t n, T*
   for (index_t k = 8; k < m; k += 8) detail::weighted_rows_n<true>(m - k, x + k, w + k, n, out);
 }
 
+// out += Σ_{k<m} w[k]·x[k] (m ≥ 0), out read and written once per 8 rows.
+template <class T>
+inline void add_weighted_sum(const T* const* x, const T* w, index_t m, index_t n, T* out) {
+  for (index_t k = 0; k < m; k += 8) detail::weighted_rows_n<true>(m - k, x + k, w + k, n, out);
+}
+
 // weighted_sum of K rows, K known at compile time: one pass, the weights in registers.
 template <int K, class T>
 inline void weighted_sum_of(const T* const* x, const T* w, index_t n, T* out) {

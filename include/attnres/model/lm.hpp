@@ -489,6 +489,14 @@ class LM {
     ops::linear_forward(Backend{}, a.y.mat(), head_weight(), a.logits.mat());
   }
 
+  // Where run_backward writes ∂ℒ/∂h_l for gather point l ≤ L: the policy's own buffer when it
+  // offers one (see residual/residual_policy.hpp), else the shared act_.dh.
+  tensor_t& gather_gradient_buffer(int l) {
+    if constexpr (requires { policy_.gradient_buffer(act_.rcache, l); })
+      if (tensor_t* b = policy_.gradient_buffer(act_.rcache, l)) return *b;
+    return act_.dh;
+  }
+
   void run_backward(const std::int32_t* tokens /*(M) in the backend's memory space*/) {
     auto& a = act_;
     const index_t M = a.batch * a.seq, D = cfg_.d_model;
@@ -509,15 +517,18 @@ class LM {
       if constexpr (on_host)
         if (diag_) diag_->on_source_grad<T>(l, a.dv.mat());
       a.dxn.set_zero();
-      a.dh.set_zero();
+      // dh_l goes where the policy keeps it, if it does (Block's batched backward): no copy there
+      tensor_t& dh_buffer = gather_gradient_buffer(l);
+      dh_buffer.set_zero();
+      const view_t dh = dh_buffer.mat();
       if (l % 2 == 1) {
         attn_.backward(lp.attn, a.attn_cache[i], s.xn.mat(), a.dv.mat(), a.dxn.mat(), lg.attn);
-        norm_.backward(lp.attn_norm, s.norm_cache, s.h.mat(), a.dxn.mat(), a.dh.mat(), lg.attn_norm);
+        norm_.backward(lp.attn_norm, s.norm_cache, s.h.mat(), a.dxn.mat(), dh, lg.attn_norm);
       } else {
         mlp_.backward(lp.mlp, a.mlp_cache[i], s.xn.mat(), a.dv.mat(), a.dxn.mat(), lg.mlp);
-        norm_.backward(lp.mlp_norm, s.norm_cache, s.h.mat(), a.dxn.mat(), a.dh.mat(), lg.mlp_norm);
+        norm_.backward(lp.mlp_norm, s.norm_cache, s.h.mat(), a.dxn.mat(), dh, lg.mlp_norm);
       }
-      policy_.gather_backward(params.residual, a.rcache, l, a.dh.mat(), grads.residual);
+      policy_.gather_backward(params.residual, a.rcache, l, dh, grads.residual);
     }
     policy_.source_grad(a.rcache, 0, a.dx0.mat());
     if constexpr (on_host)

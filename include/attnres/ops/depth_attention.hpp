@@ -24,9 +24,9 @@
 //   depth_attention_merge(B, stats, partial_or_null, q, h, alpha) Phase 2 of Algorithm 1
 //       online-softmax merge of the phase-1 statistics with the partial sum; overwrites h and
 //       alpha (n+1 rows with a partial, the partial last; n rows without).
-//   depth_attention_backward(B, sources, points, dsources)
-//       for S gather points that read the same sources: *accumulates* into dsources[j] (M,D),
-//       and into each point's dw, dg (D). Each point supplies its α rows for these sources, its
+//   depth_attention_backward(B, sources, points, dsources, mode = grad_write::accumulate)
+//       for S gather points that read the same sources: *accumulates* into dsources[j] (M,D)
+//       (or overwrites them, mode = grad_write::overwrite), and into each point's dw, dg (D). Each point supplies its α rows for these sources, its
 //       upstream gradient dh (M,D) and c = dh·h (M) computed from its full output h, so that the
 //       gradient can be split over subsets of a point's sources (the two-phase backward).
 //

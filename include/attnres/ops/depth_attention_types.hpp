@@ -43,6 +43,11 @@ struct depth_stats {
   matrix_view<T, Space> logits;  // (n,M)
 };
 
+// How the backward writes the source gradients: added to what is there, or in place of it.
+// A policy overwrites at the first gather point that reaches every source (the output), so it
+// never zeroes the gradient buffers first (a memset of N + 1 or L + 1 (M,D) buffers per step).
+enum class grad_write { accumulate, overwrite };
+
 // One gather point in the backward pass, restricted to the sources being differentiated.
 template <class T, class Space = host_space>
 struct depth_query_grad {

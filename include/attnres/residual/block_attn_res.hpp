@@ -222,13 +222,12 @@ class BlockAttnRes<N>::with {
   void begin_backward(Cache& c) const {
     c.seq.begin_backward();
     const index_t M = c.M, D = cfg_.d_model;
+    // Nothing is zeroed: the output's backward overwrites every ∂ℒ/∂b_j, and dpartial is
+    // first read after source_grad has swapped a block's gradient into it.
     c.dblock.resize(N + 1);
-    for (auto& d : c.dblock) {
+    for (auto& d : c.dblock)
       if (d.rows() != M) d = tensor_t({M, D});
-      d.set_zero();
-    }
     if (c.dpartial.rows() != M) c.dpartial = tensor_t({M, D});
-    c.dpartial.set_zero();
     c.dh_block.resize(S_);
     c.c_block.resize(S_);
     for (int p = 0; p < S_; ++p) {
@@ -245,13 +244,16 @@ class BlockAttnRes<N>::with {
       if (c.c_out.size() != c.M) c.c_out = tensor_t({c.M});
       ops::row_dots(Backend{}, dh, c.h[l - 1].get(label(), l), c.c_out.data());
       c.points.assign(1, query_grad(p, g, c, l, c.alpha[l - 1].mat(), c.c_out.data(), dh));
+      // the first gradient of every b_j: written, not added (begin_backward zeroes nothing)
       ops::depth_attention_backward(Backend{}, completed_sources(c), std::span<const ops::depth_query_grad<T, space>>(c.points),
-                                    dblock_views(c, N + 1));
+                                    dblock_views(c, N + 1), ops::grad_write::overwrite);
       return;
     }
     const int i = (l - 1) % S_;
     const int n = (l - 1) / S_ + 1;  // completed blocks b_0..b_{n-1} are this block's inter sources
-    copy(dh, c.dh_block[i].mat());
+    // kept for the block's batched Phase-1 backward; already there if the caller wrote it into
+    // gradient_buffer(c, l)
+    if (dh.data != c.dh_block[i].data() || dh.stride != cfg_.d_model) copy(dh, c.dh_block[i].mat());
     ops::row_dots(Backend{}, dh, c.h[l - 1].get(label(), l), c.c_block[i].data());
     if (i > 0) {  // Phase 2 backward: the partial source, needed next by this block's sublayers
       const ops::depth_source<T, space> part{c.partial_at[l - 1].mat(), c.partial_at_inv_rms[l - 1].data()};
@@ -270,6 +272,13 @@ class BlockAttnRes<N>::with {
       ops::depth_attention_backward(Backend{}, completed_sources(c, n), std::span<const ops::depth_query_grad<T, space>>(c.points),
                                     dblock_views(c, n));
     }
+  }
+
+  // Where a caller may write dh_l before gather_backward(l) (l ≤ L, after begin_backward): the
+  // slot the block's batched Phase-1 backward reads, so that it needs no copy of dh_l.
+  tensor_t* gradient_buffer(Cache& c, int l) const {
+    if (l < 1 || l > cfg_.n_sublayers || c.dh_block.size() != static_cast<std::size_t>(S_)) return nullptr;
+    return &c.dh_block[static_cast<std::size_t>((l - 1) % S_)];
   }
 
   // ∂ℒ/∂v_l: the gradient of the block sum v_l belongs to, plus the partial-sum gradients of

@@ -94,11 +94,10 @@ class FullAttnRes::with {
 
   void begin_backward(Cache& c) const {
     c.seq.begin_backward();
+    // Not zeroed: the output's backward (the first, reading every source) overwrites them all.
     c.dvalue.resize(c.value.size());
-    for (auto& dv : c.dvalue) {
+    for (auto& dv : c.dvalue)
       if (dv.rows() != c.M) dv = tensor_t({c.M, cfg_.d_model});
-      dv.set_zero();
-    }
     if (c.c.size() != c.M) c.c = tensor_t({c.M});
   }
 
@@ -110,7 +109,8 @@ class FullAttnRes::with {
     for (int j = 0; j < l; ++j) c.dsources.push_back(c.dvalue[j].mat());
     const auto point = detail::query_grad(cfg_, p, g, c.unused_dg, l, c.alpha[l - 1].mat(), c.c.data(), dh);
     ops::depth_attention_backward(Backend{}, sources(c, l), std::span<const ops::depth_query_grad<T, space>>(&point, 1),
-                                  std::span<const view_t>(c.dsources));
+                                  std::span<const view_t>(c.dsources),
+                                  l == cfg_.n_sublayers + 1 ? ops::grad_write::overwrite : ops::grad_write::accumulate);
   }
 
   void source_grad(Cache& c, int l, view_t dv /*(M,D)*/) const {

@@ -32,10 +32,10 @@ inline void prefetch_row(const T* row, index_t D) {
 }
 
 // One sweep over D for a (token, source) pair of the backward, instead of 2S + 1 axpys:
-//   dv += Σ_p (alpha_p·dh_p + k_p·q_p) + kv·v      acc_p += k_p·v
-template <int K, class T>  // K = S when it is small and known (unrolled: pointers stay in registers), else 0
+//   dv (+)= Σ_p (alpha_p·dh_p + k_p·q_p) + kv·v       (= when Overwrite: dv's old value is not read)
+template <int K, bool Overwrite, class T>  // K = S when it is small and known (unrolled), else 0
 void backward_row_update_k(index_t S, const T* const* dh, const T* const* q, const T* alpha, const T* k, T kv,
-                           const T* v, T* dv, T* const* acc, index_t D) {
+                           const T* v, T* dv, index_t D) {
   using B = simd::batch<T>;
   constexpr index_t W = simd::width<T>;
   const index_t P = K > 0 ? K : S;
@@ -45,49 +45,43 @@ void backward_row_update_k(index_t S, const T* const* dh, const T* const* q, con
     // Pointers and coefficients in locals: the stores below may alias anything the compiler
     // cannot see through, and would make it reload them from the arrays at every step.
     const T *dhk[K], *qk[K];
-    T* acck[K];
     B ak[K], kk[K];
-    for (int p = 0; p < K; ++p) dhk[p] = dh[p], qk[p] = q[p], acck[p] = acc[p], ak[p] = B(alpha[p]), kk[p] = B(k[p]);
+    for (int p = 0; p < K; ++p) dhk[p] = dh[p], qk[p] = q[p], ak[p] = B(alpha[p]), kk[p] = B(k[p]);
     for (; d + W <= D; d += W) {
       const B vv = B::load_unaligned(v + d);
-      B sum = xsimd::fma(vkv, vv, B::load_unaligned(dv + d));
+      B sum = Overwrite ? vkv * vv : xsimd::fma(vkv, vv, B::load_unaligned(dv + d));
       for (int p = 0; p < K; ++p) {
         sum = xsimd::fma(ak[p], B::load_unaligned(dhk[p] + d), sum);
         sum = xsimd::fma(kk[p], B::load_unaligned(qk[p] + d), sum);
-        xsimd::fma(kk[p], vv, B::load_unaligned(acck[p] + d)).store_unaligned(acck[p] + d);
       }
       sum.store_unaligned(dv + d);
     }
   } else {
     for (; d + W <= D; d += W) {
       const B vv = B::load_unaligned(v + d);
-      B sum = xsimd::fma(vkv, vv, B::load_unaligned(dv + d));
+      B sum = Overwrite ? vkv * vv : xsimd::fma(vkv, vv, B::load_unaligned(dv + d));
       for (index_t p = 0; p < P; ++p) {
         sum = xsimd::fma(B(alpha[p]), B::load_unaligned(dh[p] + d), sum);
         sum = xsimd::fma(B(k[p]), B::load_unaligned(q[p] + d), sum);
-        xsimd::fma(B(k[p]), vv, B::load_unaligned(acc[p] + d)).store_unaligned(acc[p] + d);
       }
       sum.store_unaligned(dv + d);
     }
   }
   for (; d < D; ++d) {
-    T sum = dv[d] + kv * v[d];
-    for (index_t p = 0; p < P; ++p) {
-      sum += alpha[p] * dh[p][d] + k[p] * q[p][d];
-      acc[p][d] += k[p] * v[d];
-    }
+    T sum = (Overwrite ? T(0) : dv[d]) + kv * v[d];
+    for (index_t p = 0; p < P; ++p) sum += alpha[p] * dh[p][d] + k[p] * q[p][d];
     dv[d] = sum;
   }
 }
 
-template <class T>
+template <bool Overwrite, class T>
 void backward_row_update(index_t S, const T* const* dh, const T* const* q, const T* alpha, const T* k, T kv,
-                         const T* v, T* dv, T* const* acc, index_t D) {
+                         const T* v, T* dv, index_t D) {
   switch (S) {
-    case 1: return backward_row_update_k<1>(S, dh, q, alpha, k, kv, v, dv, acc, D);
-    case 2: return backward_row_update_k<2>(S, dh, q, alpha, k, kv, v, dv, acc, D);
-    case 4: return backward_row_update_k<4>(S, dh, q, alpha, k, kv, v, dv, acc, D);
-    default: return backward_row_update_k<0>(S, dh, q, alpha, k, kv, v, dv, acc, D);
+    case 1: return backward_row_update_k<1, Overwrite>(S, dh, q, alpha, k, kv, v, dv, D);
+    case 2: return backward_row_update_k<2, Overwrite>(S, dh, q, alpha, k, kv, v, dv, D);
+    case 4: return backward_row_update_k<4, Overwrite>(S, dh, q, alpha, k, kv, v, dv, D);
+    default: return backward_row_update_k<0, Overwrite>(S, dh, q, alpha, k, kv, v, dv, D);
   }
 }
 
@@ -315,7 +309,8 @@ void depth_attention_merge(backend::cpu, const depth_stats<T>& st, const depth_s
 template <class T>
 void depth_attention_backward(backend::cpu, std::span<const depth_source<T>> sources,
                               no_deduce<std::span<const depth_query_grad<T>>> points,
-                              no_deduce<std::span<const matrix_view<T>>> dsources /*n × (M,D), accumulated*/) {
+                              no_deduce<std::span<const matrix_view<T>>> dsources /*n × (M,D)*/,
+                              grad_write mode = grad_write::accumulate) {
   const index_t n = static_cast<index_t>(sources.size());
   const index_t S = static_cast<index_t>(points.size());
   if (S == 0 || n == 0) return;
@@ -331,39 +326,52 @@ void depth_attention_backward(backend::cpu, std::span<const depth_source<T>> sou
   thread_local std::vector<T, aligned_allocator<T>> acc;
   acc.assign(static_cast<std::size_t>(chunks * slot), T(0));
   T* const acc_base = acc.data();
+  const bool overwrite = mode == grad_write::overwrite;
   parallel_chunks(M, cpu_detail::token_grain, [&](index_t chunk, index_t begin, index_t end) {
     // Thread-private scratch: per point p, its dh row, folded query, α, dS_p / r and accumulator.
     // rows = [dh_0 .. dh_{S-1}, q_0 .. q_{S-1}]: the 2S rows each source row is dotted with.
     std::vector<const T*> rows(static_cast<std::size_t>(2 * S));
     const T* const* dh_rows = rows.data();
     const T* const* q_rows = rows.data() + S;
-    std::vector<T*> acc_rows(static_cast<std::size_t>(S));
-    std::vector<T> a(acc_rows.size()), k(acc_rows.size()), dots(rows.size());
-    for (index_t p = 0; p < S; ++p) {
-      rows[S + p] = qg + p * D;
-      acc_rows[p] = acc_base + chunk * slot + p * D;
-    }
+    std::vector<T> a(static_cast<std::size_t>(S)), k(a.size()), dots(rows.size());
+    for (index_t p = 0; p < S; ++p) rows[S + p] = qg + p * D;
+    // a_p += Σ_t k_p(t)·v_t is added a tile of tokens at a time: one load and store of a_p per
+    // tile, instead of per token (a read-modify-write per token and point bound the kernel).
+    constexpr index_t tile = 8;
+    std::vector<T> k_tile(static_cast<std::size_t>(S * tile));  // k_p(t), row p
+    const T* v_tile[tile];
     // Sources outer, all of the chunk's tokens inner: each pass streams one source's rows, its
     // gradient's and the S dh rows, consecutive in memory, which the hardware prefetcher
     // follows. Tokens outer (each source row read once, the dh rows kept in L1) jumps between
     // 2n + S streams at every row and measured 2–2.6× slower at M = 2048; so did tiles of 4–64
     // tokens (bench_depth_attention, docs/performance.md).
     for (index_t j = 0; j < n; ++j) {
-      for (index_t t = begin; t < end; ++t) {
-        for (index_t p = 0; p < S; ++p) rows[p] = points[p].dh.row(t);
-        const T* v = sources[j].value.row(t);
-        const T rinv = sources[j].inv_rms[t];
-        simd::dots_with(v, rows.data(), 2 * S, D, dots.data());  // dh_p·v and q_p·v, v read once
-        T proj = 0;  // Σ_p dS_p (u·q_p): the coefficient of u in the RMSNorm Jacobian term
-        for (index_t p = 0; p < S; ++p) {
-          a[p] = points[p].alpha(j, t);
-          const T ds = a[p] * (dots[p] - points[p].c[t]);  // dS_pj
-          proj += ds * dots[S + p] * rinv;
-          k[p] = ds * rinv;
+      for (index_t t0 = begin; t0 < end; t0 += tile) {
+        const index_t nt = std::min(tile, end - t0);
+        for (index_t t = t0; t < t0 + nt; ++t) {
+          for (index_t p = 0; p < S; ++p) rows[p] = points[p].dh.row(t);
+          const T* v = sources[j].value.row(t);
+          const T rinv = sources[j].inv_rms[t];
+          simd::dots_with(v, rows.data(), 2 * S, D, dots.data());  // dh_p·v and q_p·v, v read once
+          T proj = 0;  // Σ_p dS_p (u·q_p): the coefficient of u in the RMSNorm Jacobian term
+          for (index_t p = 0; p < S; ++p) {
+            a[p] = points[p].alpha(j, t);
+            const T ds = a[p] * (dots[p] - points[p].c[t]);  // dS_pj
+            proj += ds * dots[S + p] * rinv;
+            k[p] = ds * rinv;
+            k_tile[static_cast<std::size_t>(p * tile + (t - t0))] = k[p];
+          }
+          v_tile[t - t0] = v;
+          // dv_j += Σ_p (α_pj G_p + dS_pj/r_j · q_p) − u_j (u_j·p)/(D r_j)
+          const T kv = -proj * rinv * rinv / T(D);
+          if (overwrite)
+            cpu_detail::backward_row_update<true>(S, dh_rows, q_rows, a.data(), k.data(), kv, v, dsources[j].row(t), D);
+          else
+            cpu_detail::backward_row_update<false>(S, dh_rows, q_rows, a.data(), k.data(), kv, v, dsources[j].row(t), D);
         }
-        // dv_j += Σ_p (α_pj G_p + dS_pj/r_j · q_p) − u_j (u_j·p)/(D r_j);  a_p += dS_pj/r_j · v_j
-        cpu_detail::backward_row_update(S, dh_rows, q_rows, a.data(), k.data(),
-                                        -proj * rinv * rinv / T(D), v, dsources[j].row(t), acc_rows.data(), D);
+        // a_p += Σ_t dS_pj/r_j · v_j over the tile (its rows were just read: in L1)
+        for (index_t p = 0; p < S; ++p)
+          simd::add_weighted_sum(v_tile, k_tile.data() + p * tile, nt, D, acc_base + chunk * slot + p * D);
       }
     }
   });

@@ -174,10 +174,16 @@ void depth_attention_merge(backend::cuda, const depth_stats<T, device_space>& st
 template <class T>
 void depth_attention_backward(backend::cuda, std::span<const depth_source<T, device_space>> sources,
                               no_deduce<std::span<const depth_query_grad<T, device_space>>> points,
-                              no_deduce<std::span<const matrix_view<T, device_space>>> dsources /*n × (M,D)*/) {
+                              no_deduce<std::span<const matrix_view<T, device_space>>> dsources /*n × (M,D)*/,
+                              grad_write mode = grad_write::accumulate) {
   const index_t S = static_cast<index_t>(points.size()), n = static_cast<index_t>(sources.size());
   if (S == 0 || n == 0 || points[0].dh.rows == 0) return;
   const index_t M = points[0].dh.rows, D = points[0].dh.cols;
+  if (mode == grad_write::overwrite)  // the token kernel accumulates: start it from zero
+    for (const auto& d : dsources)
+      cuda::check(cudaMemset2D(d.data, static_cast<std::size_t>(d.stride) * sizeof(T), 0,
+                               static_cast<std::size_t>(d.cols) * sizeof(T), static_cast<std::size_t>(d.rows)),
+                  "cudaMemset2D");
   T* dS = static_cast<T*>(cuda_detail::scratch_buffer().get(static_cast<std::size_t>(S * n * M) * sizeof(T)));  // S × (n,M)
   const auto rows = cuda_detail::source_rows_of<T>(sources);
   std::vector<row::point_grad_rows<T>> pts;

@@ -132,8 +132,13 @@ void depth_attention_merge(backend::reference, const depth_stats<T>& st, const d
 template <class T>
 void depth_attention_backward(backend::reference, std::span<const depth_source<T>> sources,
                               no_deduce<std::span<const depth_query_grad<T>>> points,
-                              no_deduce<std::span<const matrix_view<T>>> dsources /*n × (M,D), accumulated*/) {
+                              no_deduce<std::span<const matrix_view<T>>> dsources /*n × (M,D), accumulated*/,
+                              grad_write mode = grad_write::accumulate) {
   const index_t n = static_cast<index_t>(sources.size());
+  if (mode == grad_write::overwrite)
+    for (const matrix_view<T>& d : dsources)
+      for (index_t t = 0; t < d.rows; ++t)
+        for (index_t k = 0; k < d.cols; ++k) d(t, k) = T(0);
   for (const depth_query_grad<T>& pt : points) {
     const index_t M = pt.dh.rows, D = pt.dh.cols;
     for (index_t t = 0; t < M; ++t) {
