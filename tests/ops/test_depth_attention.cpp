@@ -171,8 +171,18 @@ TEST_CASE("depth attention: cpu equals reference on awkward sizes", "[ops][depth
         ops::row_dots(backend::cpu{}, dh[p].mat(), h[p].mat(), c2.data());
         REQUIRE_CLOSE(c[p].data(), c2.data(), M, tol, 10 * atol);
       }
+      // The logits s_pj as Phase 1 keeps them (run 5 passes them to the cpu backward)
+      std::vector<tensor<float>> logits;
+      for (index_t p = 0; p < S; ++p) {
+        tensor<float> o({M, D}), m({M}), l({M});
+        logits.emplace_back(std::vector<index_t>{n, M});
+        const std::vector<ops::depth_stats<float>> st{{o.mat(), m.data(), l.data(), logits[p].mat()}};
+        const std::vector<ops::depth_query<float>> qs{pb.query(p)};
+        ops::depth_attention_stats(backend::reference{}, src_span<float>(src), qs, st);
+      }
       // Runs: 0 reference and 1 cpu accumulate onto the same non-zero values; 2 reference and 3
-      // cpu overwrite a NaN-filled buffer (nothing of it may show); 4 reference accumulates onto 0.
+      // cpu overwrite a NaN-filled buffer (nothing of it may show); 4 reference accumulates onto 0;
+      // 5 cpu accumulates like 1, given the logits.
       std::vector<tensor<float>> initial, zeros, garbage;
       for (index_t j = 0; j < n; ++j) {
         initial.push_back(random_tensor<float>({M, D}, gen));
@@ -180,12 +190,12 @@ TEST_CASE("depth attention: cpu equals reference on awkward sizes", "[ops][depth
         garbage.emplace_back(std::vector<index_t>{M, D});
         garbage.back().fill(std::numeric_limits<float>::quiet_NaN());
       }
-      constexpr int runs = 5;
+      constexpr int runs = 6;
       std::vector<tensor<float>> dsrc[runs], dw[runs], dg[runs];
       for (int b = 0; b < runs; ++b) {
         std::vector<ops::depth_query_grad<float>> pts;
         std::vector<attnres::matrix_view<float>> dviews;
-        dsrc[b] = b < 2 ? initial : b < 4 ? garbage : zeros;
+        dsrc[b] = b < 2 || b == 5 ? initial : b < 4 ? garbage : zeros;
         for (index_t j = 0; j < n; ++j) dviews.push_back(dsrc[b][j].mat());
         for (index_t p = 0; p < S; ++p) {
           dw[b].emplace_back(std::vector<index_t>{D});
@@ -194,7 +204,8 @@ TEST_CASE("depth attention: cpu equals reference on awkward sizes", "[ops][depth
           dg[b][p].fill(-0.25f);
         }
         for (index_t p = 0; p < S; ++p)
-          pts.push_back({pb.query(p), alpha[p].mat(), c[p].data(), dh[p].mat(), dw[b][p].data(), dg[b][p].data()});
+          pts.push_back({pb.query(p), alpha[p].mat(), c[p].data(), dh[p].mat(), dw[b][p].data(), dg[b][p].data(),
+                         b == 5 ? logits[p].mat() : attnres::const_matrix_view<float>{}});
         const auto mode = b == 2 || b == 3 ? ops::grad_write::overwrite : ops::grad_write::accumulate;
         if (b % 2 == 0)
           ops::depth_attention_backward(backend::reference{}, src_span<float>(src), pts, dviews, mode);
@@ -205,6 +216,7 @@ TEST_CASE("depth attention: cpu equals reference on awkward sizes", "[ops][depth
         REQUIRE_CLOSE(dsrc[0][j].data(), dsrc[1][j].data(), M * D, 1e-4, 10 * atol);
         REQUIRE_CLOSE(dsrc[4][j].data(), dsrc[2][j].data(), M * D, 1e-6, 1e-7);
         REQUIRE_CLOSE(dsrc[4][j].data(), dsrc[3][j].data(), M * D, 1e-4, 10 * atol);
+        REQUIRE_CLOSE(dsrc[0][j].data(), dsrc[5][j].data(), M * D, 1e-4, 10 * atol);
       }
       for (int b = 2; b < runs; ++b)
         for (index_t p = 0; p < S; ++p) {

@@ -332,7 +332,12 @@ class LM {
   }
 
  private:
-  static constexpr bool has_residual_params = !std::is_same_v<Residual, Sum>;
+  // Pseudo-queries and key gains to list and save: what the AttnRes policies have (Sum and a
+  // user's parameter-free policy have none).
+  static constexpr bool has_residual_params = requires(typename policy_t::Params& p) {
+    p.query;
+    p.key_gain;
+  };
   static constexpr bool on_host = std::is_same_v<space, host_space>;
   using ids_t = storage_t<std::int32_t, space>;
 

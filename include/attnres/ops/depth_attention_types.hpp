@@ -57,6 +57,10 @@ struct depth_query_grad {
   const_matrix_view<T, Space> dh;     // (M,D)  ∂ℒ/∂h
   T* dw;                       // (D)    accumulated
   T* dg;                       // (D)    accumulated
+  // Optional (n,M): the logits s_j = q·v_j/r_j of these sources, if the caller kept them from
+  // the forward (Phase 1 does). The backward needs s_j; with them it skips a dot product per
+  // source and token. Empty: recomputed. A backend may always recompute (reference, cuda).
+  const_matrix_view<T, Space> logits{};
 };
 
 }  // namespace attnres::ops

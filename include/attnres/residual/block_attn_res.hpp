@@ -69,8 +69,9 @@ class BlockAttnRes<N>::with {
     std::vector<tensor_t> partial_at_inv_rms;  // L × (M)
     const_view_t partial_now{};           // the current b_n^i (one of the buffers above)
     bool has_partial = false;
-    // Phase-1 statistics of the current block's S gather points.
-    std::vector<tensor_t> stat_o, stat_m, stat_l, stat_logits;  // S × (M,D), (M), (M), (N,M)
+    // Phase-1 statistics of the current block's S gather points. The logits have a slot per
+    // gather point in training (L × (N,M)): the backward reads them again.
+    std::vector<tensor_t> stat_o, stat_m, stat_l, stat_logits;  // S × (M,D), (M), (M); S or L × (N,M)
     std::vector<tensor_t> alpha;          // L+1 × (n_sources(l), M)
     std::vector<detail::kept_view<T, space>> h; // L+1  gather outputs, kept by the caller (training)
     // Backward state.
@@ -136,11 +137,13 @@ class BlockAttnRes<N>::with {
         c.stat_o.emplace_back(std::vector<index_t>{M, D});
         c.stat_m.emplace_back(std::vector<index_t>{M});
         c.stat_l.emplace_back(std::vector<index_t>{M});
-        c.stat_logits.emplace_back(std::vector<index_t>{N, M});
       }
       for (int l = 1; l <= L + 1; ++l) c.alpha.emplace_back(std::vector<index_t>{n_sources(l), M});
     }
     c.h.resize(keep_for_backward ? static_cast<std::size_t>(L + 1) : 0);
+    c.stat_logits.resize(static_cast<std::size_t>(keep_for_backward ? L : S_));
+    for (auto& lg : c.stat_logits)
+      if (lg.size() != N * M) lg = tensor_t({N, M});
     c.partial_at.resize(keep_for_backward ? static_cast<std::size_t>(L) : 0);
     c.partial_at_inv_rms.resize(c.partial_at.size());
     for (int l = 1; l <= static_cast<int>(c.partial_at.size()); ++l)
@@ -195,7 +198,7 @@ class BlockAttnRes<N>::with {
                                   T(cfg_.norm_eps), inv_rms);
         part = {c.partial_now, inv_rms};
       }
-      ops::depth_attention_merge(Backend{}, stats(c, i), i > 0 ? &part : nullptr, p.at(l), h, c.alpha[l - 1].mat());
+      ops::depth_attention_merge(Backend{}, stats(c, l), i > 0 ? &part : nullptr, p.at(l), h, c.alpha[l - 1].mat());
     }
     if (keep) c.h[l - 1].keep(const_view_t(h));
   }
@@ -268,6 +271,7 @@ class BlockAttnRes<N>::with {
       for (int q = 0; q < S_; ++q) {
         const auto a = c.alpha[l - 1 + q].mat().middle_rows(0, n);
         c.points.push_back(query_grad(p, g, c, l + q, a, c.c_block[q].data(), c.dh_block[q].mat()));
+        c.points.back().logits = logits_of(c, l + q).middle_rows(0, n);  // Phase 1's, kept
       }
       ops::depth_attention_backward(Backend{}, completed_sources(c, n), std::span<const ops::depth_query_grad<T, space>>(c.points),
                                     dblock_views(c, n));
@@ -342,9 +346,14 @@ class BlockAttnRes<N>::with {
     return std::span<const ops::depth_source<T, space>>(c.block_sources).first(static_cast<std::size_t>(n));
   }
 
-  ops::depth_stats<T, space> stats(Cache& c, int i) const {
-    const int n = c.completed;
-    return {c.stat_o[i].mat(), c.stat_m[i].data(), c.stat_l[i].data(), c.stat_logits[i].mat().middle_rows(0, n)};
+  // Phase-1 statistics of gather point l (position i of its block).
+  ops::depth_stats<T, space> stats(Cache& c, int l) const {
+    const int n = c.completed, i = (l - 1) % S_;
+    return {c.stat_o[i].mat(), c.stat_m[i].data(), c.stat_l[i].data(), logits_of(c, l).middle_rows(0, n)};
+  }
+
+  view_t logits_of(Cache& c, int l) const {
+    return c.stat_logits[static_cast<std::size_t>(c.seq.keep_for_backward() ? l - 1 : (l - 1) % S_)].mat();
   }
 
   // Phase 1: statistics of the S gather points l .. l+S-1 over the completed blocks.
@@ -353,7 +362,7 @@ class BlockAttnRes<N>::with {
     c.stats.clear();
     for (int q = 0; q < S_; ++q) {
       c.queries.push_back(p.at(l + q));
-      c.stats.push_back(stats(c, q));
+      c.stats.push_back(stats(c, l + q));
     }
     ops::depth_attention_stats(Backend{}, completed_sources(c), std::span<const ops::depth_query<T>>(c.queries),
                                std::span<const ops::depth_stats<T, space>>(c.stats));

@@ -327,6 +327,8 @@ void depth_attention_backward(backend::cpu, std::span<const depth_source<T>> sou
   acc.assign(static_cast<std::size_t>(chunks * slot), T(0));
   T* const acc_base = acc.data();
   const bool overwrite = mode == grad_write::overwrite;
+  // With every point's logits kept, q_p·v = s_pj·r_j is known: only the S dots dh_p·v remain.
+  const bool kept_logits = std::all_of(points.begin(), points.end(), [](const auto& p) { return p.logits.data != nullptr; });
   parallel_chunks(M, cpu_detail::token_grain, [&](index_t chunk, index_t begin, index_t end) {
     // Thread-private scratch: per point p, its dh row, folded query, α, dS_p / r and accumulator.
     // rows = [dh_0 .. dh_{S-1}, q_0 .. q_{S-1}]: the 2S rows each source row is dotted with.
@@ -352,12 +354,13 @@ void depth_attention_backward(backend::cpu, std::span<const depth_source<T>> sou
           for (index_t p = 0; p < S; ++p) rows[p] = points[p].dh.row(t);
           const T* v = sources[j].value.row(t);
           const T rinv = sources[j].inv_rms[t];
-          simd::dots_with(v, rows.data(), 2 * S, D, dots.data());  // dh_p·v and q_p·v, v read once
+          // dh_p·v and (unless kept as logits) q_p·v, v read once
+          simd::dots_with(v, rows.data(), kept_logits ? S : 2 * S, D, dots.data());
           T proj = 0;  // Σ_p dS_p (u·q_p): the coefficient of u in the RMSNorm Jacobian term
           for (index_t p = 0; p < S; ++p) {
             a[p] = points[p].alpha(j, t);
             const T ds = a[p] * (dots[p] - points[p].c[t]);  // dS_pj
-            proj += ds * dots[S + p] * rinv;
+            proj += ds * (kept_logits ? points[p].logits(j, t) : dots[S + p] * rinv);  // u·q_p = s_pj
             k[p] = ds * rinv;
             k_tile[static_cast<std::size_t>(p * tile + (t - t0))] = k[p];
           }
