@@ -218,17 +218,15 @@ TEST_CASE("depth attention: cpu equals reference on awkward sizes", "[ops][depth
         REQUIRE_CLOSE(dsrc[4][j].data(), dsrc[3][j].data(), M * D, 1e-4, 10 * atol);
         REQUIRE_CLOSE(dsrc[0][j].data(), dsrc[5][j].data(), M * D, 1e-4, 10 * atol);
       }
-      for (int b = 2; b < runs; ++b)
+      // dw, dg: sums over M tokens and n sources of magnitude up to scale(): cancellation leaves
+      // entries small against their terms, so the absolute tolerance follows the sources'
+      // magnitude. The cpu sums a tile of 8 tokens first, and run 5's logits come from Phase 1's
+      // dot (another order than the kernel's): a few roundings more than the reference's order.
+      for (int b = 1; b < runs; ++b)
         for (index_t p = 0; p < S; ++p) {
-          REQUIRE_CLOSE(dw[0][p].data(), dw[b][p].data(), D, 1e-4, atol);
-          REQUIRE_CLOSE(dg[0][p].data(), dg[b][p].data(), D, 1e-4, atol);
+          REQUIRE_CLOSE(dw[0][p].data(), dw[b][p].data(), D, 1e-4, 4 * atol);
+          REQUIRE_CLOSE(dg[0][p].data(), dg[b][p].data(), D, 1e-4, 4 * atol);
         }
-      for (index_t p = 0; p < S; ++p) {
-        // sums over M tokens and n sources of magnitude up to scale(): cancellation leaves entries
-        // small against their terms, so the absolute tolerance follows the sources' magnitude
-        REQUIRE_CLOSE(dw[0][p].data(), dw[1][p].data(), D, 1e-4, atol);
-        REQUIRE_CLOSE(dg[0][p].data(), dg[1][p].data(), D, 1e-4, atol);
-      }
     }
   }
 }
