@@ -235,11 +235,10 @@ void bm_policy(benchmark::State& state, mode md) {
     r.gather(params, cache, kL + 1, h_at(kL + 1).mat());
     if (bwd) {
       r.begin_backward(cache);
-      r.gather_backward(params, cache, kL + 1, dh.mat(), grads);
-      for (int l = kL; l >= 1; --l) {
-        r.source_grad(cache, l, dv.mat());
-        // The sublayer's backward writes dh_l, not timed. Like a model, it writes it where the
-        // policy keeps it when the policy offers a buffer (Block: no copy in gather_backward).
+      // The sublayer's (or final norm's) backward writes dh_l, not timed. Like a model, it
+      // writes it where the policy keeps it when the policy offers a buffer (Block: no copy in
+      // gather_backward).
+      auto upstream = [&](int l) {
         auto dh_l = dh.mat();
         if constexpr (requires { r.gradient_buffer(cache, l); })
           if (tensor<T>* b = r.gradient_buffer(cache, l)) {
@@ -248,6 +247,12 @@ void bm_policy(benchmark::State& state, mode md) {
             dh_l = b->mat();
             t0 = clock::now();
           }
+        return dh_l;
+      };
+      r.gather_backward(params, cache, kL + 1, upstream(kL + 1), grads);
+      for (int l = kL; l >= 1; --l) {
+        r.source_grad(cache, l, dv.mat());
+        const auto dh_l = upstream(l);
         r.gather_backward(params, cache, l, dh_l, grads);
       }
       r.source_grad(cache, 0, dv.mat());

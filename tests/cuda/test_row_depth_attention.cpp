@@ -95,6 +95,18 @@ TEST_CASE("cuda row math: depth attention equals the reference on awkward sizes"
     REQUIRE_CLOSE(l1.data(), l2.data(), M, 1e-5, 1e-7);
     REQUIRE_CLOSE(lg1.data(), lg2.data(), lg1.size(), tol, 1e-6);
     for (index_t t = 0; t < M; ++t) CHECK(m1[t] == Approx(m2[t]).epsilon(1e-5).margin(1e-6));
+    // normalised (depth_stats::normalized): o/ℓ, ℓ = 1, m + log ℓ
+    {
+      tensor<float> on({M, D}), mn({M}), ln({M}), lgn({n, M});
+      for (index_t t = 0; t < M; ++t)
+        row::depth_stats_token(rows.data(), n, t, pb.w[1].data(), pb.g[1].data(), D, on.mat().row(t), &mn[t], &ln[t],
+                               lgn.data(), M, true);
+      for (index_t t = 0; t < M; ++t) {
+        CHECK(ln[t] == 1.0f);
+        CHECK(mn[t] == Approx(m2[t] + std::log(l2[t])).epsilon(1e-5).margin(1e-6));
+        for (index_t d = 0; d < D; ++d) CHECK(on.mat()(t, d) == Approx(o2.mat()(t, d) / l2[t]).epsilon(1e-5).margin(atol));
+      }
+    }
 
     attnres::rng gen(7);
     const auto part_v = random_tensor<float>({M, D}, gen, 0.0, 3.0);

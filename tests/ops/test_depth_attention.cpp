@@ -5,6 +5,7 @@
 
 #include <attnres/ops/depth_attention.hpp>
 
+#include <algorithm>
 #include <limits>
 #include <vector>
 
@@ -154,6 +155,45 @@ TEST_CASE("depth attention: cpu equals reference on awkward sizes", "[ops][depth
       REQUIRE_CLOSE(h1.data(), h2.data(), h1.size(), tol, atol);
       REQUIRE_CLOSE(a1.data(), a2.data(), a1.size(), 1e-5, 1e-7);
     }
+    // Normalised statistics (depth_stats::normalized): o/ℓ, ℓ = 1, m + log ℓ of the plain
+    // ones, on both backends; the merge gives the same h and α from them, also in place (h = o).
+    for (int b = 0; b < 2; ++b) {
+      tensor<float> on({M, D}), mn({M}), ln({M}), lgn({n, M});
+      const std::vector<ops::depth_stats<float>> stn{{on.mat(), mn.data(), ln.data(), lgn.mat(), true}};
+      const std::vector<ops::depth_query<float>> q1{pb.query(1)};
+      if (b == 0)
+        ops::depth_attention_stats(backend::reference{}, src_span<float>(src), q1, stn);
+      else
+        ops::depth_attention_stats(backend::cpu{}, src_span<float>(src), q1, stn);
+      for (index_t t = 0; t < M; ++t) {
+        CHECK(ln[t] == 1.0f);
+        CHECK(mn[t] == Approx(m[b][1][t] + std::log(l[b][1][t])).epsilon(1e-5).margin(1e-6));
+        for (index_t d = 0; d < D; ++d)
+          CHECK(on.mat()(t, d) == Approx(o[b][1].mat()(t, d) / l[b][1][t]).epsilon(1e-5).margin(atol));
+      }
+      REQUIRE_CLOSE(lgn.data(), lg[b][1].data(), n * M, tol, 1e-6);
+      for (bool with_partial : {false, true}) {
+        const index_t rows = n + (with_partial ? 1 : 0);
+        tensor<float> h1({M, D}), h2({M, D}), a1({rows, M}), a2({rows, M});
+        auto merge = [&](const ops::depth_stats<float>& st_, attnres::matrix_view<float> h_, attnres::matrix_view<float> a_) {
+          if (b == 0)
+            ops::depth_attention_merge(backend::reference{}, st_, with_partial ? &part : nullptr, pb.query(1), h_, a_);
+          else
+            ops::depth_attention_merge(backend::cpu{}, st_, with_partial ? &part : nullptr, pb.query(1), h_, a_);
+        };
+        merge(st[b][1], h1.mat(), a1.mat());
+        if (with_partial) {
+          merge(stn[0], h2.mat(), a2.mat());
+          REQUIRE_CLOSE(h1.data(), h2.data(), h1.size(), tol, atol);
+        } else {
+          tensor<float> o_copy = on;
+          merge(stn[0], on.mat(), a2.mat());  // in place: h is the statistics' o
+          REQUIRE(std::equal(on.data(), on.data() + on.size(), o_copy.data()));  // untouched
+          REQUIRE_CLOSE(h1.data(), on.data(), h1.size(), tol, atol);
+        }
+        REQUIRE_CLOSE(a1.data(), a2.data(), a1.size(), 1e-5, 1e-7);
+      }
+    }
   }
   SECTION("backward, one and several gather points") {
     for (index_t S : {index_t(1), index_t(2), index_t(3), index_t(4), index_t(5)}) {
@@ -182,7 +222,8 @@ TEST_CASE("depth attention: cpu equals reference on awkward sizes", "[ops][depth
       }
       // Runs: 0 reference and 1 cpu accumulate onto the same non-zero values; 2 reference and 3
       // cpu overwrite a NaN-filled buffer (nothing of it may show); 4 reference accumulates onto 0;
-      // 5 cpu accumulates like 1, given the logits.
+      // 5 cpu accumulates like 1, given the logits; 6 likewise, given the logits of the even
+      // points only (the others recompute theirs).
       std::vector<tensor<float>> initial, zeros, garbage;
       for (index_t j = 0; j < n; ++j) {
         initial.push_back(random_tensor<float>({M, D}, gen));
@@ -190,12 +231,12 @@ TEST_CASE("depth attention: cpu equals reference on awkward sizes", "[ops][depth
         garbage.emplace_back(std::vector<index_t>{M, D});
         garbage.back().fill(std::numeric_limits<float>::quiet_NaN());
       }
-      constexpr int runs = 6;
+      constexpr int runs = 7;
       std::vector<tensor<float>> dsrc[runs], dw[runs], dg[runs];
       for (int b = 0; b < runs; ++b) {
         std::vector<ops::depth_query_grad<float>> pts;
         std::vector<attnres::matrix_view<float>> dviews;
-        dsrc[b] = b < 2 || b == 5 ? initial : b < 4 ? garbage : zeros;
+        dsrc[b] = b < 2 || b >= 5 ? initial : b < 4 ? garbage : zeros;
         for (index_t j = 0; j < n; ++j) dviews.push_back(dsrc[b][j].mat());
         for (index_t p = 0; p < S; ++p) {
           dw[b].emplace_back(std::vector<index_t>{D});
@@ -205,9 +246,9 @@ TEST_CASE("depth attention: cpu equals reference on awkward sizes", "[ops][depth
         }
         for (index_t p = 0; p < S; ++p)
           pts.push_back({pb.query(p), alpha[p].mat(), c[p].data(), dh[p].mat(), dw[b][p].data(), dg[b][p].data(),
-                         b == 5 ? logits[p].mat() : attnres::const_matrix_view<float>{}});
+                         b == 5 || (b == 6 && p % 2 == 0) ? logits[p].mat() : attnres::const_matrix_view<float>{}});
         const auto mode = b == 2 || b == 3 ? ops::grad_write::overwrite : ops::grad_write::accumulate;
-        if (b % 2 == 0)
+        if (b % 2 == 0 && b < 6)
           ops::depth_attention_backward(backend::reference{}, src_span<float>(src), pts, dviews, mode);
         else
           ops::depth_attention_backward(backend::cpu{}, src_span<float>(src), pts, dviews, mode);
@@ -217,6 +258,7 @@ TEST_CASE("depth attention: cpu equals reference on awkward sizes", "[ops][depth
         REQUIRE_CLOSE(dsrc[4][j].data(), dsrc[2][j].data(), M * D, 1e-6, 1e-7);
         REQUIRE_CLOSE(dsrc[4][j].data(), dsrc[3][j].data(), M * D, 1e-4, 10 * atol);
         REQUIRE_CLOSE(dsrc[0][j].data(), dsrc[5][j].data(), M * D, 1e-4, 10 * atol);
+        REQUIRE_CLOSE(dsrc[0][j].data(), dsrc[6][j].data(), M * D, 1e-4, 10 * atol);
       }
       // dw, dg: sums over M tokens and n sources of magnitude up to scale(): cancellation leaves
       // entries small against their terms, so the absolute tolerance follows the sources'

@@ -494,8 +494,8 @@ class LM {
     ops::linear_forward(Backend{}, a.y.mat(), head_weight(), a.logits.mat());
   }
 
-  // Where run_backward writes ∂ℒ/∂h_l for gather point l ≤ L: the policy's own buffer when it
-  // offers one (see residual/residual_policy.hpp), else the shared act_.dh.
+  // Where run_backward writes ∂ℒ/∂h_l for gather point l ≤ L + 1: the policy's own buffer when
+  // it offers one (see residual/residual_policy.hpp), else the shared act_.dh.
   tensor_t& gather_gradient_buffer(int l) {
     if constexpr (requires { policy_.gradient_buffer(act_.rcache, l); })
       if (tensor_t* b = policy_.gradient_buffer(act_.rcache, l)) return *b;
@@ -509,10 +509,11 @@ class LM {
     for (tensor_t* t : {&a.dy, &a.dh, &a.dv, &a.dxn, &a.dx0}) ensure(*t, M, D);
     a.dy.set_zero();
     ops::linear_backward(Backend{}, a.y.mat(), head_weight(), a.dlogits.mat(), a.dy.mat(), head_grad());
-    a.dh.set_zero();
-    norm_.backward(params.norm, a.final_norm_cache, a.hout.mat(), a.dy.mat(), a.dh.mat(), grads.norm);
     policy_.begin_backward(a.rcache);
-    policy_.gather_backward(params.residual, a.rcache, L + 1, a.dh.mat(), grads.residual);
+    tensor_t& dh_out = gather_gradient_buffer(L + 1);
+    dh_out.set_zero();
+    norm_.backward(params.norm, a.final_norm_cache, a.hout.mat(), a.dy.mat(), dh_out.mat(), grads.norm);
+    policy_.gather_backward(params.residual, a.rcache, L + 1, dh_out.mat(), grads.residual);
     for (int l = L; l >= 1; --l) {
       auto& s = a.sub[l - 1];
       const index_t i = (l - 1) / 2;

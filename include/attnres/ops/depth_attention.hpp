@@ -20,10 +20,11 @@
 //   depth_attention_forward(B, sources, q, h, alpha)
 //       one-shot: overwrites h (M,D) and alpha (n,M).
 //   depth_attention_stats(B, sources, queries, stats)            Phase 1 of Algorithm 1
-//       for S queries over the same sources, overwrites each stats' o, m, l and logits.
+//       for S queries over the same sources, overwrites each stats' o, m, l and logits
+//       (scaled by 1/ℓ for a stats with normalized set: o is then Σ α_j v_j).
 //   depth_attention_merge(B, stats, partial_or_null, q, h, alpha) Phase 2 of Algorithm 1
 //       online-softmax merge of the phase-1 statistics with the partial sum; overwrites h and
-//       alpha (n+1 rows with a partial, the partial last; n rows without).
+//       alpha (n+1 rows with a partial, the partial last; n rows without). h may be stats.o.
 //   depth_attention_backward(B, sources, points, dsources, mode = grad_write::accumulate)
 //       for S gather points that read the same sources: *accumulates* into dsources[j] (M,D)
 //       (or overwrites them, mode = grad_write::overwrite), and into each point's dw, dg (D). Each point supplies its α rows for these sources, its

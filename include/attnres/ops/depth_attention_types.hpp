@@ -35,12 +35,18 @@ struct depth_query {
 // per token, the max logit m, the sum of shifted exponentials ℓ = Σ_j e^{s_j − m}, the
 // unnormalised output o = Σ_j e^{s_j − m} v_j, and the logits themselves (kept so the full α
 // can be recovered after the merge).
+//
+// normalized (set by the caller): write the same softmax state scaled by 1/ℓ instead, i.e.
+// m ← m + log ℓ, ℓ ← 1, o ← o/ℓ = Σ_j α_j v_j. The merge gives the same h and α from either
+// form, and o is then already the output of a point with no partial source: a policy passes
+// that point's h as o, and the merge, given h = o in place, has nothing left to write there.
 template <class T, class Space = host_space>
 struct depth_stats {
   matrix_view<T, Space> o;       // (M,D)
   T* m;                          // (M)
   T* l;                          // (M)
   matrix_view<T, Space> logits;  // (n,M)
+  bool normalized = false;
 };
 
 // How the backward writes the source gradients: added to what is there, or in place of it.

@@ -69,8 +69,10 @@ class BlockAttnRes<N>::with {
     std::vector<tensor_t> partial_at_inv_rms;  // L × (M)
     const_view_t partial_now{};           // the current b_n^i (one of the buffers above)
     bool has_partial = false;
-    // Phase-1 statistics of the current block's S gather points. The logits have a slot per
-    // gather point in training (L × (N,M)): the backward reads them again.
+    // Phase-1 statistics of the current block's S gather points. The first point has no
+    // partial source: its statistics are written normalised into its own h, so stat_o[0] stays
+    // empty. The logits have a slot per gather point in training (L × (N,M)): the backward
+    // reads them again.
     std::vector<tensor_t> stat_o, stat_m, stat_l, stat_logits;  // S × (M,D), (M), (M); S or L × (N,M)
     std::vector<tensor_t> alpha;          // L+1 × (n_sources(l), M)
     std::vector<detail::kept_view<T, space>> h; // L+1  gather outputs, kept by the caller (training)
@@ -80,6 +82,7 @@ class BlockAttnRes<N>::with {
     std::vector<tensor_t> dh_block;       // S × (M,D)  upstream gradients of the current block
     std::vector<tensor_t> c_block;        // S × (M)    dh·h of the current block's points
     tensor_t c_out;                        // (M)        dh·h of the output
+    tensor_t dh_out;                       // (M,D)      the output's dh, kept for the last block's batched pass
     // Argument lists of the ops, reused so that a call allocates nothing (decode runs them
     // once per token).
     // N+1 views of b_0..b_N, set by begin(). Only the completed blocks b_0..b_{n-1} are read, so
@@ -133,8 +136,9 @@ class BlockAttnRes<N>::with {
       }
       c.partial = tensor_t({M, D});
       c.partial_inv_rms = tensor_t({M});
+      c.stat_o.resize(static_cast<std::size_t>(S_));
       for (int p = 0; p < S_; ++p) {
-        c.stat_o.emplace_back(std::vector<index_t>{M, D});
+        if (p > 0) c.stat_o[p] = tensor_t({M, D});
         c.stat_m.emplace_back(std::vector<index_t>{M});
         c.stat_l.emplace_back(std::vector<index_t>{M});
       }
@@ -189,7 +193,7 @@ class BlockAttnRes<N>::with {
       const int i = (l - 1) % S_;
       if (i == 0) {
         if (c.block_pending) close_block(c, l);
-        phase1(p, c, l);
+        phase1(p, c, l, h);  // writes this point's output into h already (normalised)
       }
       ops::depth_source<T, space> part{};
       if (i > 0) {
@@ -198,7 +202,7 @@ class BlockAttnRes<N>::with {
                                   T(cfg_.norm_eps), inv_rms);
         part = {c.partial_now, inv_rms};
       }
-      ops::depth_attention_merge(Backend{}, stats(c, l), i > 0 ? &part : nullptr, p.at(l), h, c.alpha[l - 1].mat());
+      ops::depth_attention_merge(Backend{}, stats(c, l, h), i > 0 ? &part : nullptr, p.at(l), h, c.alpha[l - 1].mat());
     }
     if (keep) c.h[l - 1].keep(const_view_t(h));
   }
@@ -231,6 +235,7 @@ class BlockAttnRes<N>::with {
     for (auto& d : c.dblock)
       if (d.rows() != M) d = tensor_t({M, D});
     if (c.dpartial.rows() != M) c.dpartial = tensor_t({M, D});
+    if (c.dh_out.rows() != M) c.dh_out = tensor_t({M, D});
     c.dh_block.resize(S_);
     c.c_block.resize(S_);
     for (int p = 0; p < S_; ++p) {
@@ -243,13 +248,19 @@ class BlockAttnRes<N>::with {
     c.seq.gather_backward(l);
     detail::check_view<T>(label(), "gradient dh", c.M, cfg_.d_model, dh);
     const int L = cfg_.n_sublayers;
-    if (l == L + 1) {  // the output: one-shot backward over b_0..b_N
+    if (l == L + 1) {
+      // The output reads b_0..b_N. Only b_N's gradient is done here (b_N has no other reader);
+      // its terms for b_0..b_{N-1} join the last block's batched pass, which reads those
+      // sources anyway, instead of a pass of their own.
       if (c.c_out.size() != c.M) c.c_out = tensor_t({c.M});
       ops::row_dots(Backend{}, dh, c.h[l - 1].get(label(), l), c.c_out.data());
-      c.points.assign(1, query_grad(p, g, c, l, c.alpha[l - 1].mat(), c.c_out.data(), dh));
-      // the first gradient of every b_j: written, not added (begin_backward zeroes nothing)
-      ops::depth_attention_backward(Backend{}, completed_sources(c), std::span<const ops::depth_query_grad<T, space>>(c.points),
-                                    dblock_views(c, N + 1), ops::grad_write::overwrite);
+      if (dh.data != c.dh_out.data() || dh.stride != cfg_.d_model) copy(dh, c.dh_out.mat());
+      c.points.assign(1, query_grad(p, g, c, l, c.alpha[l - 1].mat().middle_rows(N, 1), c.c_out.data(), dh));
+      const view_t db = c.dblock[N].mat();
+      // the first gradient of b_N: written, not added (begin_backward zeroes nothing)
+      ops::depth_attention_backward(Backend{}, completed_sources(c).subspan(N, 1),
+                                    std::span<const ops::depth_query_grad<T, space>>(c.points), std::span<const view_t>(&db, 1),
+                                    ops::grad_write::overwrite);
       return;
     }
     const int i = (l - 1) % S_;
@@ -273,15 +284,22 @@ class BlockAttnRes<N>::with {
         c.points.push_back(query_grad(p, g, c, l + q, a, c.c_block[q].data(), c.dh_block[q].mat()));
         c.points.back().logits = logits_of(c, l + q).middle_rows(0, n);  // Phase 1's, kept
       }
+      // The last block's pass also carries the output's terms for b_0..b_{N-1}, and is the
+      // first to reach those gradients: written, not added.
+      const bool last = n == N;
+      if (last)
+        c.points.push_back(query_grad(p, g, c, L + 1, c.alpha[L].mat().middle_rows(0, N), c.c_out.data(), c.dh_out.mat()));
       ops::depth_attention_backward(Backend{}, completed_sources(c, n), std::span<const ops::depth_query_grad<T, space>>(c.points),
-                                    dblock_views(c, n));
+                                    dblock_views(c, n), last ? ops::grad_write::overwrite : ops::grad_write::accumulate);
     }
   }
 
-  // Where a caller may write dh_l before gather_backward(l) (l ≤ L, after begin_backward): the
-  // slot the block's batched Phase-1 backward reads, so that it needs no copy of dh_l.
+  // Where a caller may write dh_l before gather_backward(l) (after begin_backward): the slot
+  // a later batched backward reads (the block's Phase-1 pass; the last block's, for the
+  // output's), so that it needs no copy of dh_l.
   tensor_t* gradient_buffer(Cache& c, int l) const {
-    if (l < 1 || l > cfg_.n_sublayers || c.dh_block.size() != static_cast<std::size_t>(S_)) return nullptr;
+    if (l < 1 || l > cfg_.n_sublayers + 1 || c.dh_block.size() != static_cast<std::size_t>(S_)) return nullptr;
+    if (l == cfg_.n_sublayers + 1) return &c.dh_out;
     return &c.dh_block[static_cast<std::size_t>((l - 1) % S_)];
   }
 
@@ -346,23 +364,27 @@ class BlockAttnRes<N>::with {
     return std::span<const ops::depth_source<T, space>>(c.block_sources).first(static_cast<std::size_t>(n));
   }
 
-  // Phase-1 statistics of gather point l (position i of its block).
-  ops::depth_stats<T, space> stats(Cache& c, int l) const {
+  // Phase-1 statistics of gather point l (position i of its block). The block's first point
+  // reads no partial sum, so its merge would only scale o by 1/ℓ: Phase 1 writes o normalised
+  // straight into its output h (depth_stats::normalized), and the merge then writes α only.
+  ops::depth_stats<T, space> stats(Cache& c, int l, view_t h) const {
     const int n = c.completed, i = (l - 1) % S_;
-    return {c.stat_o[i].mat(), c.stat_m[i].data(), c.stat_l[i].data(), logits_of(c, l).middle_rows(0, n)};
+    const view_t o = i == 0 ? h : c.stat_o[i].mat();
+    return {o, c.stat_m[i].data(), c.stat_l[i].data(), logits_of(c, l).middle_rows(0, n), i == 0};
   }
 
   view_t logits_of(Cache& c, int l) const {
     return c.stat_logits[static_cast<std::size_t>(c.seq.keep_for_backward() ? l - 1 : (l - 1) % S_)].mat();
   }
 
-  // Phase 1: statistics of the S gather points l .. l+S-1 over the completed blocks.
-  void phase1(const Params& p, Cache& c, int l) const {
+  // Phase 1: statistics of the S gather points l .. l+S-1 over the completed blocks; h is
+  // gather point l's output.
+  void phase1(const Params& p, Cache& c, int l, view_t h) const {
     c.queries.clear();
     c.stats.clear();
     for (int q = 0; q < S_; ++q) {
       c.queries.push_back(p.at(l + q));
-      c.stats.push_back(stats(c, l + q));
+      c.stats.push_back(stats(c, l + q, h));
     }
     ops::depth_attention_stats(Backend{}, completed_sources(c), std::span<const ops::depth_query<T>>(c.queries),
                                std::span<const ops::depth_stats<T, space>>(c.stats));

@@ -33,8 +33,9 @@
 // usage_error. Every view is (M,D) with M = B·T tokens.
 //   n_sources(l)            how many sources gather point l mixes
 //   gradient_buffer(cache, l)  optional: a tensor_t* (or nullptr) where the caller may write dh_l
-//                           before gather_backward(l), for a policy that keeps dh_l (Block's
-//                           batched Phase-1 backward reads it there instead of copying it)
+//                           (l ≤ L + 1) after begin_backward and before gather_backward(l), for
+//                           a policy that keeps dh_l (Block's batched Phase-1 backward reads it
+//                           there instead of copying it)
 //   depth_weights(cache, l) α of gather point l, (n_sources(l), M); empty for Sum
 //
 // Write your own policy by following this contract; tests/residual/test_policy_gradients.cpp

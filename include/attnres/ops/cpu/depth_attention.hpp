@@ -269,6 +269,12 @@ void depth_attention_stats(backend::cpu, std::span<const depth_source<T>> source
         for (index_t j = 0; j < n; ++j) m = std::max(m, st.logits(j, t) = s[j * S + p]);
         T l = 0;
         for (index_t j = 0; j < n; ++j) l += (e[j] = std::exp(s[j * S + p] - m));
+        if (st.normalized) {  // the same state scaled by 1/ℓ: weights α_j = e_j/ℓ
+          const T inv_l = T(1) / l;
+          for (index_t j = 0; j < n; ++j) e[j] *= inv_l;
+          m += std::log(l);
+          l = 1;
+        }
         st.m[t] = m;
         st.l[t] = l;
         simd::weighted_sum(rows.data(), e.data(), n, D, st.o.row(t));
@@ -292,10 +298,11 @@ void depth_attention_merge(backend::cpu, const depth_stats<T>& st, const depth_s
         ep = std::exp(sp - mx);
       }
       const T zinv = T(1) / (eo * st.l[t] + ep);
-      // h = (e_o/z)·o + (e_p/z)·partial, one pass over h
+      // h = (e_o/z)·o + (e_p/z)·partial, one pass over h; nothing to write when h is o itself
+      // with weight 1 (normalised statistics and no partial)
       const T* rows[2] = {st.o.row(t), partial ? partial->value.row(t) : nullptr};
       const T w[2] = {eo * zinv, ep * zinv};
-      simd::weighted_sum(rows, w, partial ? 2 : 1, D, h.row(t));
+      if (partial || rows[0] != h.row(t) || w[0] != T(1)) simd::weighted_sum(rows, w, partial ? 2 : 1, D, h.row(t));
       for (index_t j = 0; j < n; ++j) alpha(j, t) = std::exp(st.logits(j, t) - mx) * zinv;
       if (partial) alpha(n, t) = ep * zinv;
     }
@@ -327,16 +334,23 @@ void depth_attention_backward(backend::cpu, std::span<const depth_source<T>> sou
   acc.assign(static_cast<std::size_t>(chunks * slot), T(0));
   T* const acc_base = acc.data();
   const bool overwrite = mode == grad_write::overwrite;
-  // With every point's logits kept, q_p·v = s_pj·r_j is known: only the S dots dh_p·v remain.
-  const bool kept_logits = std::all_of(points.begin(), points.end(), [](const auto& p) { return p.logits.data != nullptr; });
+  // A point whose logits are kept knows q_p·v = s_pj·r_j: only its dot dh_p·v remains. The
+  // others recompute q_p·v; recompute[p] is where that dot lands (after the S dh dots), or −1.
+  std::vector<index_t> recompute(static_cast<std::size_t>(S), -1);
+  index_t n_dots = S;
+  for (index_t p = 0; p < S; ++p)
+    if (points[p].logits.data == nullptr) recompute[p] = n_dots++;
   parallel_chunks(M, cpu_detail::token_grain, [&](index_t chunk, index_t begin, index_t end) {
     // Thread-private scratch: per point p, its dh row, folded query, α, dS_p / r and accumulator.
-    // rows = [dh_0 .. dh_{S-1}, q_0 .. q_{S-1}]: the 2S rows each source row is dotted with.
-    std::vector<const T*> rows(static_cast<std::size_t>(2 * S));
+    // rows = [dh_0 .. dh_{S-1}, the q_p to recompute]: the rows each source row is dotted with;
+    // q_rows = all S queries, for the row update.
+    std::vector<const T*> rows(static_cast<std::size_t>(n_dots)), q_rows(static_cast<std::size_t>(S));
     const T* const* dh_rows = rows.data();
-    const T* const* q_rows = rows.data() + S;
     std::vector<T> a(static_cast<std::size_t>(S)), k(a.size()), dots(rows.size());
-    for (index_t p = 0; p < S; ++p) rows[S + p] = qg + p * D;
+    for (index_t p = 0; p < S; ++p) {
+      q_rows[p] = qg + p * D;
+      if (recompute[p] >= 0) rows[recompute[p]] = q_rows[p];
+    }
     // a_p += Σ_t k_p(t)·v_t is added a tile of tokens at a time: one load and store of a_p per
     // tile, instead of per token (a read-modify-write per token and point bound the kernel).
     constexpr index_t tile = 8;
@@ -355,12 +369,12 @@ void depth_attention_backward(backend::cpu, std::span<const depth_source<T>> sou
           const T* v = sources[j].value.row(t);
           const T rinv = sources[j].inv_rms[t];
           // dh_p·v and (unless kept as logits) q_p·v, v read once
-          simd::dots_with(v, rows.data(), kept_logits ? S : 2 * S, D, dots.data());
+          simd::dots_with(v, rows.data(), n_dots, D, dots.data());
           T proj = 0;  // Σ_p dS_p (u·q_p): the coefficient of u in the RMSNorm Jacobian term
           for (index_t p = 0; p < S; ++p) {
             a[p] = points[p].alpha(j, t);
             const T ds = a[p] * (dots[p] - points[p].c[t]);  // dS_pj
-            proj += ds * (kept_logits ? points[p].logits(j, t) : dots[S + p] * rinv);  // u·q_p = s_pj
+            proj += ds * (recompute[p] < 0 ? points[p].logits(j, t) : dots[recompute[p]] * rinv);  // u·q_p = s_pj
             k[p] = ds * rinv;
             k_tile[static_cast<std::size_t>(p * tile + (t - t0))] = k[p];
           }
@@ -368,9 +382,9 @@ void depth_attention_backward(backend::cpu, std::span<const depth_source<T>> sou
           // dv_j += Σ_p (α_pj G_p + dS_pj/r_j · q_p) − u_j (u_j·p)/(D r_j)
           const T kv = -proj * rinv * rinv / T(D);
           if (overwrite)
-            cpu_detail::backward_row_update<true>(S, dh_rows, q_rows, a.data(), k.data(), kv, v, dsources[j].row(t), D);
+            cpu_detail::backward_row_update<true>(S, dh_rows, q_rows.data(), a.data(), k.data(), kv, v, dsources[j].row(t), D);
           else
-            cpu_detail::backward_row_update<false>(S, dh_rows, q_rows, a.data(), k.data(), kv, v, dsources[j].row(t), D);
+            cpu_detail::backward_row_update<false>(S, dh_rows, q_rows.data(), a.data(), k.data(), kv, v, dsources[j].row(t), D);
         }
         // a_p += Σ_t dS_pj/r_j · v_j over the tile (its rows were just read: in L1)
         for (index_t p = 0; p < S; ++p)

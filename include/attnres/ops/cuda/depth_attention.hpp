@@ -47,6 +47,7 @@ struct stats_rows {
   T* l;
   T* logits;
   index_t sl;
+  bool normalized;
 };
 
 template <class T>
@@ -56,7 +57,7 @@ __global__ void depth_stats(const row::source_rows<T>* src, index_t n, const sta
   if (i >= S * M) return;
   const index_t p = i / M, t = i % M;
   const stats_rows<T>& s = st[p];
-  row::depth_stats_token(src, n, t, s.w, s.g, D, s.o + t * s.so, s.m + t, s.l + t, s.logits, s.sl);
+  row::depth_stats_token(src, n, t, s.w, s.g, D, s.o + t * s.so, s.m + t, s.l + t, s.logits, s.sl, s.normalized);
 }
 
 template <class T>
@@ -144,7 +145,7 @@ void depth_attention_stats(backend::cuda, std::span<const depth_source<T, device
   std::vector<cuda_kernels::stats_rows<T>> st;
   for (index_t p = 0; p < S; ++p)
     st.push_back({queries[p].w, queries[p].g, out[p].o.data, out[p].o.stride, out[p].m, out[p].l, out[p].logits.data,
-                  out[p].logits.stride});
+                  out[p].logits.stride, out[p].normalized});
   cuda_detail::device_args args;
   const auto o_src = args.add(rows.data(), rows.size());
   const auto o_st = args.add(st.data(), st.size());
@@ -161,7 +162,8 @@ void depth_attention_merge(backend::cuda, const depth_stats<T, device_space>& st
                            no_deduce<matrix_view<T, device_space>> h /*(M,D)*/,
                            no_deduce<matrix_view<T, device_space>> alpha /*(n[+1],M)*/) {
   if (h.rows == 0) return;
-  const cuda_kernels::stats_rows<T> s{q.w, q.g, st.o.data, st.o.stride, st.m, st.l, st.logits.data, st.logits.stride};
+  const cuda_kernels::stats_rows<T> s{q.w, q.g, st.o.data, st.o.stride, st.m, st.l, st.logits.data, st.logits.stride,
+                                      st.normalized};
   const row::source_rows<T> p = partial ? row::source_rows<T>{partial->value.data, partial->value.stride, partial->inv_rms}
                                         : row::source_rows<T>{nullptr, 0, nullptr};
   cuda_kernels::depth_merge<T><<<cuda_detail::grid_for(h.rows, "depth_attention_merge"), cuda_detail::block_threads>>>(

@@ -94,6 +94,11 @@ void depth_attention_stats(backend::reference, std::span<const depth_source<T>> 
         st.l[t] += e;
         for (index_t d = 0; d < D; ++d) st.o(t, d) += e * sources[j].value(t, d);
       }
+      if (st.normalized) {  // the same state scaled by 1/ℓ: o = Σ α_j v_j, e^{s_j − m} = α_j
+        for (index_t d = 0; d < D; ++d) st.o(t, d) /= st.l[t];
+        st.m[t] += std::log(st.l[t]);
+        st.l[t] = 1;
+      }
     }
   }
 }
@@ -101,7 +106,7 @@ void depth_attention_stats(backend::reference, std::span<const depth_source<T>> 
 // Phase 2: merge phase-1 statistics with the partial sum (one more source) by online softmax.
 //   s_p = q · P / r_P ;  M = max(m, s_p) ;  Z = e^{m−M} ℓ + e^{s_p−M}
 //   h = (e^{m−M} o + e^{s_p−M} P) / Z ;  α_j = e^{s_j−M} / Z  (the partial's α is the last row)
-// With no partial (the first sublayer of a block) h = o/ℓ.
+// With no partial (the first sublayer of a block) h = o/ℓ. h may be st.o itself (in place).
 template <class T>
 void depth_attention_merge(backend::reference, const depth_stats<T>& st, const depth_source<T>* partial,
                            no_deduce<depth_query<T>> q, no_deduce<matrix_view<T>> h /*(M,D)*/, no_deduce<matrix_view<T>> alpha /*(n[+1],M)*/) {

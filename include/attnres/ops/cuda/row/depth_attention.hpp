@@ -91,7 +91,8 @@ ATTNRES_HD void depth_forward_token(const source_rows<T>* src, index_t n, index_
 //   m = max_j s_j ;  ℓ = Σ_j e^{s_j − m} ;  o = Σ_j e^{s_j − m} v_j ;  logits(j,t) = s_j
 template <class T>
 ATTNRES_HD void depth_stats_token(const source_rows<T>* src, index_t n, index_t t, const T* w, const T* g, index_t D,
-                                  T* o /*(D)*/, T* m_out, T* l_out, T* logits /*(n,M)*/, index_t logits_stride) {
+                                  T* o /*(D)*/, T* m_out, T* l_out, T* logits /*(n,M)*/, index_t logits_stride,
+                                  bool normalized = false) {
   T m = neg_inf<T>(), l = 0;
   for (index_t j = 0; j < n; ++j) {
     const T* v = src[j].row(t);
@@ -111,6 +112,11 @@ ATTNRES_HD void depth_stats_token(const source_rows<T>* src, index_t n, index_t 
       for (index_t d = 0; d < D; ++d) o[d] += e * v[d];
       l += e;
     }
+  }
+  if (normalized) {  // the same state scaled by 1/ℓ (depth_stats::normalized)
+    for (index_t d = 0; d < D; ++d) o[d] /= l;
+    m += log(l);
+    l = 1;
   }
   *m_out = m;
   *l_out = l;
