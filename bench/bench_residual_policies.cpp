@@ -110,8 +110,8 @@ double model_bytes_per_token_per_layer() {
 // or one row of an (n,M) α/logits matrix). Rules:
 //   * every tensor a library call touches is counted once per call (read and/or written), even
 //     when the kernel re-reads a row from L1 (e.g. the cpu backward reads dh once per source);
-//   * accumulation (+=) into a tensor counts as a read and a write;
-//   * a freshly allocated tensor counts as one write (it is zero-filled);
+//   * accumulation (+=) into a tensor counts as a read and a write, an overwrite as a write;
+//   * buffers are reused from the previous pass (the warm-up pass allocates them);
 //   * per-call D-sized vectors (w, g, dw, dg, folded queries) are negligible and not counted.
 // Divided by L this gives actual_bytes_per_token_per_layer.
 struct traffic {
@@ -123,11 +123,13 @@ struct traffic {
   void row_dots() { rows(2), scalars(1); }                           // read a, b; write c
   void forward(double n) { rows(n + 1), scalars(2 * n); }            // v, 1/r, h, α
   void stats(double n, double S) { rows(n + S), scalars(n + S * (2 + n)); }  // v, 1/r; o, m, ℓ, logits
-  void merge(double n, bool partial) {                               // o, m, ℓ, logits, [P, 1/r_P]; h, α
-    rows(2 + (partial ? 1 : 0)), scalars(2 + n + (partial ? 1 : 0) + n + (partial ? 1 : 0));
+  void merge(double n, bool partial) {  // o, m, ℓ, logits, [P, 1/r_P]; h, α. Without a partial
+    // h is o itself (Phase 1 wrote it, normalised): nothing to move but α.
+    rows(partial ? 3 : 0), scalars(2 + n + (partial ? 1 : 0) + n + (partial ? 1 : 0));
   }
-  void backward(double n, double S) {  // v, 1/r; per point dh, α, c; dsources read + written
-    rows(n + S + 2 * n), scalars(n + S * (n + 1));
+  // v, 1/r; per point dh, α, c (and its kept logits); dsources read + written (+=) or written
+  void backward(double n, double S, bool overwrite = false, double kept_logits = 0) {
+    rows(n + S + (overwrite ? 1 : 2) * n), scalars(n + S * (n + 1) + kept_logits * n);
   }
 };
 
@@ -136,12 +138,12 @@ double traffic_floats_per_token(mode m) {
   const bool bwd = m == mode::fwd_bwd;
   traffic t;
   if constexpr (std::is_same_v<P, attnres::Sum>) {
-    // forward: begin allocates stream + scratch, copies x0, checks it; gather copies the stream;
+    // forward: begin copies x0 into the stream and checks it; gather copies the stream;
     // push checks v (key norm) and adds it to the stream.
-    t.rows(1), t.scalars(1), t.copy_rows(), t.key_norm();
+    t.copy_rows(), t.key_norm();
     for (int l = 1; l <= kL + 1; ++l) t.copy_rows();
     for (int l = 1; l <= kL; ++l) t.key_norm(), t.rows(3);
-    if (bwd) {  // allocate dstream; gather_backward adds dh to it; source_grad copies it out
+    if (bwd) {  // zero dstream; gather_backward adds dh to it; source_grad copies it out
       t.rows(1);
       for (int l = 1; l <= kL + 1; ++l) t.rows(3), t.copy_rows();
     }
@@ -150,9 +152,8 @@ double traffic_floats_per_token(mode m) {
     // one-shot forward over l sources (training keeps a view of h, not a copy).
     for (int j = 0; j <= kL; ++j) t.copy_rows(), t.key_norm();
     for (int l = 1; l <= kL + 1; ++l) t.forward(l);
-    if (bwd) {  // zero L+1 source gradients; per point c = dh·h and the backward over l sources
-      t.rows(kL + 1), t.scalars(1);
-      for (int l = kL + 1; l >= 1; --l) t.row_dots(), t.backward(l, 1);
+    if (bwd) {  // per point c = dh·h and the backward over l sources (the output's writes them)
+      for (int l = kL + 1; l >= 1; --l) t.row_dots(), t.backward(l, 1, l == kL + 1);
       for (int l = kL; l >= 0; --l) t.copy_rows();
     }
   } else {
@@ -171,17 +172,18 @@ double traffic_floats_per_token(mode m) {
     }
     t.key_norm(), t.forward(N + 1);  // output: close the last block, one-shot over N+1
     for (int l = 1; l <= kL; ++l) t.rows((l - 1) % S == 0 ? 2 : 3);  // push: copy v, or partial + v
-    if (bwd) {
-      t.rows(N + 2);  // zero N+1 block gradients, allocate dpartial
-      t.scalars(1), t.row_dots(), t.backward(N + 1, 1);  // the output point
+    if (bwd) {  // dh is written into gradient_buffer(), so gather_backward copies none
+      t.row_dots(), t.backward(1, 1, true);  // the output point: c = dh·h, then b_N only
       for (int l = kL; l >= 1; --l) {
         const int i = (l - 1) % S, nb = (l - 1) / S + 1;
         t.copy_rows();  // source_grad: dpartial -> dv (a block's last sublayer swaps ∂ℒ/∂b_n in first)
-        t.copy_rows(), t.row_dots();    // gather_backward: keep dh, c = dh·h
+        t.row_dots();   // gather_backward: c = dh·h
         if (i > 0)
           t.backward(1, 1);  // Phase 2 backward into the partial
-        else
-          t.backward(nb, S);  // Phase 1 backward of the block's S points over the completed blocks
+        else if (nb < N)
+          t.backward(nb, S, false, S);  // Phase 1 backward of the block's S points, kept logits
+        else  // the last block's pass also carries the output's terms for b_0..b_{N-1}: it writes
+          t.backward(nb, S + 1, true, S);
       }
       t.copy_rows();  // source_grad(0)
     }
