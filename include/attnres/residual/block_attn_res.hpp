@@ -229,8 +229,9 @@ class BlockAttnRes<N>::with {
   void begin_backward(Cache& c) const {
     c.seq.begin_backward();
     const index_t M = c.M, D = cfg_.d_model;
-    // Nothing is zeroed: the output's backward overwrites every ∂ℒ/∂b_j, and dpartial is
-    // first read after source_grad has swapped a block's gradient into it.
+    // Nothing is zeroed: the output's backward writes ∂ℒ/∂b_N and the last block's batched
+    // pass the other ∂ℒ/∂b_j, and dpartial is first read after source_grad has swapped a
+    // block's gradient into it.
     c.dblock.resize(N + 1);
     for (auto& d : c.dblock)
       if (d.rows() != M) d = tensor_t({M, D});
