@@ -255,7 +255,7 @@ class BlockAttnRes<N>::with {
       // sources anyway, instead of a pass of their own.
       if (c.c_out.size() != c.M) c.c_out = tensor_t({c.M});
       ops::row_dots(Backend{}, dh, c.h[l - 1].get(label(), l), c.c_out.data());
-      if (dh.data != c.dh_out.data() || dh.stride != cfg_.d_model) copy(dh, c.dh_out.mat());
+      keep_upstream(dh, c.dh_out);
       c.points.assign(1, query_grad(p, g, c, l, c.alpha[l - 1].mat().middle_rows(N, 1), c.c_out.data(), dh));
       const view_t db = c.dblock[N].mat();
       // the first gradient of b_N: written, not added (begin_backward zeroes nothing)
@@ -268,7 +268,7 @@ class BlockAttnRes<N>::with {
     const int n = (l - 1) / S_ + 1;  // completed blocks b_0..b_{n-1} are this block's inter sources
     // kept for the block's batched Phase-1 backward; already there if the caller wrote it into
     // gradient_buffer(c, l)
-    if (dh.data != c.dh_block[i].data() || dh.stride != cfg_.d_model) copy(dh, c.dh_block[i].mat());
+    keep_upstream(dh, c.dh_block[i]);
     ops::row_dots(Backend{}, dh, c.h[l - 1].get(label(), l), c.c_block[i].data());
     if (i > 0) {  // Phase 2 backward: the partial source, needed next by this block's sublayers
       const ops::depth_source<T, space> part{c.partial_at[l - 1].mat(), c.partial_at_inv_rms[l - 1].data()};
@@ -394,6 +394,12 @@ class BlockAttnRes<N>::with {
   ops::depth_query_grad<T, space> query_grad(const Params& p, Grads& g, Cache& c, int l, const_view_t alpha,
                                              const T* cvec, const_view_t dh) const {
     return detail::query_grad(cfg_, p, g, c.unused_dg, l, alpha, cvec, dh);
+  }
+
+  // Keeps dh in its slot for a later batched pass: a copy, unless the caller wrote it there
+  // (gradient_buffer).
+  static void keep_upstream(const_view_t dh, tensor_t& slot) {
+    if (dh.data != slot.data() || dh.stride != slot.cols()) copy(dh, slot.mat());
   }
 
   static std::span<const view_t> dblock_views(Cache& c, int n) {
