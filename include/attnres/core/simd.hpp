@@ -68,31 +68,36 @@ inline std::pair<T, T> dot2(const T* v, const T* a, const T* b, index_t n) {
 }
 
 namespace detail {
-// K dot products of one row v with K rows q_k, sharing every load of v. Two accumulators per
-// product (2K chains in flight) keep both FMA units busy for K ≤ 4. The row pointers are copied
-// into locals first: an intrinsic store or load may alias anything, so pointers read through q
-// inside the loop would be reloaded at every step.
+// K dot products of one row v with K rows q_k, sharing every load of v. An FMA's result is ready
+// ~4 cycles later and two start per cycle, so about 8 chains keep both FMA units busy: 4 per
+// product for K ≤ 2, 2 per product for K = 3, 4 (each chain is a dependency through its
+// accumulator). The row pointers are copied into locals first: an intrinsic store or load may
+// alias anything, so pointers read through q inside the loop would be reloaded at every step.
 template <int K, class T>
 inline void dots_with(const T* v, const T* const* q, index_t n, T* out) {
   using B = batch<T>;
   constexpr index_t W = width<T>;
+  constexpr int C = K <= 2 ? 4 : 2;  // chains per product
   const T* qk[K];
-  B acc0[K], acc1[K];
-  for (int k = 0; k < K; ++k) qk[k] = q[k], acc0[k] = B(T(0)), acc1[k] = B(T(0));
-  index_t d = 0;
-  for (; d + 2 * W <= n; d += 2 * W) {
-    const B v0 = B::load_unaligned(v + d), v1 = B::load_unaligned(v + d + W);
-    for (int k = 0; k < K; ++k) {
-      acc0[k] = xsimd::fma(v0, B::load_unaligned(qk[k] + d), acc0[k]);
-      acc1[k] = xsimd::fma(v1, B::load_unaligned(qk[k] + d + W), acc1[k]);
-    }
+  B acc[C][K];
+  for (int k = 0; k < K; ++k) {
+    qk[k] = q[k];
+    for (int c = 0; c < C; ++c) acc[c][k] = B(T(0));
   }
+  index_t d = 0;
+  for (; d + C * W <= n; d += C * W)
+    for (int c = 0; c < C; ++c) {
+      const B vc = B::load_unaligned(v + d + c * W);
+      for (int k = 0; k < K; ++k) acc[c][k] = xsimd::fma(vc, B::load_unaligned(qk[k] + d + c * W), acc[c][k]);
+    }
   for (; d + W <= n; d += W) {
     const B vv = B::load_unaligned(v + d);
-    for (int k = 0; k < K; ++k) acc0[k] = xsimd::fma(vv, B::load_unaligned(qk[k] + d), acc0[k]);
+    for (int k = 0; k < K; ++k) acc[0][k] = xsimd::fma(vv, B::load_unaligned(qk[k] + d), acc[0][k]);
   }
   for (int k = 0; k < K; ++k) {
-    T s = xsimd::hadd(acc0[k] + acc1[k]);
+    B sum = acc[0][k];
+    for (int c = 1; c < C; ++c) sum += acc[c][k];
+    T s = xsimd::hadd(sum);
     for (index_t e = d; e < n; ++e) s += v[e] * qk[k][e];
     out[k] = s;
   }

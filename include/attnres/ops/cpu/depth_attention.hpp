@@ -25,6 +25,10 @@ inline constexpr index_t token_grain = 16;
 // the hardware prefetcher follows that poorly, so each row is requested a few tokens ahead
 // (Phase 1 at M = 2048: 10–35 % faster; 4 tokens ahead was as good as any of 1–8).
 inline constexpr index_t prefetch_ahead = 4;
+// The streaming loops (backward, merge) do more work per row, so their next rows are asked for
+// 2 tokens ahead: Block<8>'s Phase-1 backward in a model −20 %, its merges −10 … −17 % (4 ahead
+// was worse, 1 as good; docs/performance.md).
+inline constexpr index_t stream_prefetch_ahead = 2;
 template <class T>
 inline void prefetch_row(const T* row, index_t D) {
   constexpr index_t line = 64 / static_cast<index_t>(sizeof(T));
@@ -290,6 +294,10 @@ void depth_attention_merge(backend::cpu, const depth_stats<T>& st, const depth_s
   const T* qg = cpu_detail::folded_queries<T>(1, D, [&](index_t) { return q; });
   parallel_chunks(h.rows, cpu_detail::token_grain, [&](index_t, index_t begin, index_t end) {
     for (index_t t = begin; t < end; ++t) {
+      if (const index_t ahead = t + cpu_detail::stream_prefetch_ahead; ahead < end) {  // o and h are cold
+        cpu_detail::prefetch_row(st.o.row(ahead), D);
+        if (st.o.data != h.data) cpu_detail::prefetch_row(h.row(ahead), D);
+      }
       T mx = st.m[t], ep = 0, eo = 1;
       if (partial) {
         const T sp = simd::dot(qg, partial->value.row(t), D) * partial->inv_rms[t];
@@ -357,14 +365,20 @@ void depth_attention_backward(backend::cpu, std::span<const depth_source<T>> sou
     std::vector<T> k_tile(static_cast<std::size_t>(S * tile));  // k_p(t), row p
     const T* v_tile[tile];
     // Sources outer, all of the chunk's tokens inner: each pass streams one source's rows, its
-    // gradient's and the S dh rows, consecutive in memory, which the hardware prefetcher
-    // follows. Tokens outer (each source row read once, the dh rows kept in L1) jumps between
-    // 2n + S streams at every row and measured 2–2.6× slower at M = 2048; so did tiles of 4–64
-    // tokens (bench_depth_attention, docs/performance.md).
+    // gradient's and the S dh rows, consecutive in memory. Tokens outer (each source row read
+    // once, the dh rows kept in L1) jumps between 2n + S streams at every row and measured
+    // 2–2.6× slower at M = 2048; so did tiles of 4–64 tokens (bench_depth_attention,
+    // docs/performance.md). The hardware prefetcher alone still left the loop waiting on v and
+    // dv; the rows of token t + 2 are requested while token t is worked on.
     for (index_t j = 0; j < n; ++j) {
       for (index_t t0 = begin; t0 < end; t0 += tile) {
         const index_t nt = std::min(tile, end - t0);
         for (index_t t = t0; t < t0 + nt; ++t) {
+          if (const index_t ahead = t + cpu_detail::stream_prefetch_ahead; ahead < end) {
+            cpu_detail::prefetch_row(sources[j].value.row(ahead), D);
+            cpu_detail::prefetch_row(static_cast<const T*>(dsources[j].row(ahead)), D);
+            for (index_t p = 0; p < S; ++p) cpu_detail::prefetch_row(points[p].dh.row(ahead), D);
+          }
           for (index_t p = 0; p < S; ++p) rows[p] = points[p].dh.row(t);
           const T* v = sources[j].value.row(t);
           const T rinv = sources[j].inv_rms[t];
