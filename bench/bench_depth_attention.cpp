@@ -7,6 +7,8 @@
 //   stats/<backend>/n:N/S:S                  Phase 1 (S queries over the same n sources)
 //   merge/<backend>/n:N                      Phase 2 (statistics over n sources + a partial)
 //   backward/<backend>/n:N/S:S               backward of S points over the same n sources
+//   backward_streams/n:N/S:S                 the cpu backward's memory streams with an add in place of
+//                                            its arithmetic: what the memory system alone allows
 //
 // Reported: time per call (wall clock: the cpu backend is multi-threaded, so every rate uses
 // real time), items/s = tokens/s, bytes/s and a "GB/s" counter (10⁹ bytes per second) computed
@@ -20,6 +22,7 @@
 #include <attnres/core/backend.hpp>
 #include <attnres/core/parallel.hpp>
 #include <attnres/core/random.hpp>
+#include <attnres/core/simd.hpp>
 #include <attnres/core/tensor.hpp>
 #include <attnres/ops/depth_attention.hpp>
 
@@ -41,7 +44,7 @@ constexpr idx kM = 2048;  // tokens: batch 8 × sequence 256
 constexpr idx kD = 256;   // model width
 constexpr T kEps = T(1e-6);
 constexpr std::int64_t kSources[] = {2, 5, 9, 17};
-constexpr std::int64_t kQueries[] = {1, 4};
+constexpr std::int64_t kQueries[] = {1, 2, 4};  // 2: Block<8> of 16 sublayers
 constexpr double kFloat = sizeof(T);
 
 // ---- test data ----------------------------------------------------------------------------
@@ -227,6 +230,36 @@ void bm_backward(benchmark::State& state) {
   report<Backend>(state, backward_bytes(n, S));
 }
 
+// The rows the cpu backward streams, in its order (sources outer, each thread's tokens inner):
+// per (token, source) the source row, its gradient row (read and written) and the S dh rows,
+// with dv += v + Σ_p dh_p in place of the arithmetic. Its time is the floor the memory system
+// sets for the backward on this machine; the gap to backward/cpu is time spent waiting for rows
+// or computing (docs/performance.md).
+void bm_backward_streams(benchmark::State& state) {
+  const idx n = state.range(0), S = state.range(1);
+  attnres::rng gen(5);
+  const sources_data s(n, gen);
+  std::vector<tensor<T>> dh, dsrc;
+  for (idx p = 0; p < S; ++p) dh.push_back(normal({kM, kD}, gen, 0.0, 1.0));
+  for (idx j = 0; j < n; ++j) dsrc.emplace_back(std::vector<idx>{kM, kD});
+  for (auto _ : state) {
+    attnres::parallel_chunks(kM, 16, [&](idx, idx begin, idx end) {
+      for (idx j = 0; j < n; ++j)
+        for (idx t = begin; t < end; ++t) {
+          // D from the tensor, not the constant kD: g++ 12 misreads simd::add's tail loop for a
+          // known D (a false -Waggressive-loop-optimizations)
+          const idx D = dsrc[j].cols();
+          T* dv = dsrc[j].data() + t * D;
+          attnres::simd::add(s.value[j].data() + t * D, dv, D);  // dv is in L1 after the first add
+          for (idx p = 0; p < S; ++p) attnres::simd::add(dh[p].data() + t * D, dv, D);
+        }
+    });
+    benchmark::DoNotOptimize(dsrc[0].data());
+    benchmark::ClobberMemory();
+  }
+  report<attnres::backend::cpu>(state, backward_bytes(n, S));
+}
+
 template <class Backend>
 void register_backend() {
   const std::string b = Backend::name;
@@ -255,6 +288,13 @@ int main(int argc, char** argv) {
   benchmark::AddCustomContext("omp_max_threads", std::to_string(attnres::max_threads()));
   register_backend<attnres::backend::reference>();
   register_backend<attnres::backend::cpu>();
+  for (const std::int64_t n : kSources)
+    for (const std::int64_t S : kQueries)
+      benchmark::RegisterBenchmark("backward_streams", bm_backward_streams)
+          ->ArgNames({"n", "S"})
+          ->Args({n, S})
+          ->Unit(benchmark::kMicrosecond)
+          ->UseRealTime();
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();
   return 0;

@@ -15,7 +15,8 @@
 // Counters: overhead_pct = 100·(median over rounds of t_policy / t_sum − 1), q25_pct and q75_pct
 // the quartiles of the same ratios, rounds = how many rounds were timed. policy_pct (and its
 // quartiles): the time inside the policy's own calls, timed in every step (timed<P> below), the
-// policy's minus Sum's over Sum's step; it does not see the two halves of a round drift apart. sum/… is the control:
+// policy's minus Sum's over Sum's step; it does not see the two halves of a round drift apart.
+// *_ms: the policy's time per step by kind of call (call_kind below). sum/… is the control:
 // Sum against Sum, which must come out near 0 %. The reported time is the policy's step. Both
 // models have the same weights (init_weights with the same seed draws the layers identically;
 // only the policy's own parameters differ).
@@ -28,6 +29,7 @@
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <cstdint>
 #include <string>
@@ -44,38 +46,62 @@ constexpr index_t kBatch = 8, kSeq = 256, kPrompt = 64, kNew = 128;
 
 model_config default_config() { return {.vocab = 256, .d_model = 256, .n_heads = 4, .n_layers = 8, .d_ff = 704}; }
 
+// The kinds of policy call a step's policy time is split into (the *_ms counters). A block
+// start is the first sublayer of a BlockAttnRes block: its gather runs Phase 1 for the whole
+// block, its gather_backward the block's batched Phase-1 backward. Other policies have none.
+enum call_kind : int { gather_start, gather_rest, gather_out, backward_start, backward_rest, backward_out, push_call,
+                       source_grad_call, begin_calls, n_call_kinds };
+constexpr std::array<const char*, n_call_kinds> call_kind_names = {
+    "gather_start_ms", "gather_ms", "gather_out_ms", "backward_start_ms", "backward_ms", "backward_out_ms",
+    "push_ms", "source_grad_ms", "begin_ms"};
+using call_seconds = std::array<double, n_call_kinds>;
+
 // timed<P>: policy P with a stopwatch around each of its calls, so a step's time inside the
-// policy is measured in the same step as the rest (policy_seconds; the model calls its policy
-// from one thread). Two clock reads per call, ≈ 35 calls per training step: microseconds in
-// a step of hundreds of milliseconds.
+// policy is measured in the same step as the rest (policy_seconds, and per kind of call in
+// seconds_by_kind; the model calls its policy from one thread). Two clock reads per call, ≈ 35
+// calls per training step: microseconds in a step of hundreds of milliseconds.
 template <class P>
 struct timed {
   static constexpr std::string_view name = P::name;
   static inline double policy_seconds = 0;
+  static inline call_seconds seconds_by_kind{};
   template <class T = float, class Backend = default_backend>
   class with : public P::template with<T, Backend> {
     using base = typename P::template with<T, Backend>;
     template <class Call>
-    static void time(Call&& call) {
+    static void time(call_kind kind, Call&& call) {
       const auto t0 = clock_type::now();
       call();
-      policy_seconds += std::chrono::duration<double>(clock_type::now() - t0).count();
+      const double s = std::chrono::duration<double>(clock_type::now() - t0).count();
+      policy_seconds += s;
+      seconds_by_kind[kind] += s;
+    }
+    // gather point l: the output, a block start, or any other
+    call_kind kind_of(int l, call_kind start, call_kind rest, call_kind out) const {
+      if (l == base::n_sublayers() + 1) return out;
+      if constexpr (requires { base::block_size(); })
+        if ((l - 1) % base::block_size() == 0) return start;
+      return rest;
     }
 
    public:
     using base::base;
     template <class... A>
-    void begin(A&&... a) const { time([&] { base::begin(std::forward<A>(a)...); }); }
+    void begin(A&&... a) const { time(begin_calls, [&] { base::begin(std::forward<A>(a)...); }); }
+    template <class Pp, class C, class H>
+    void gather(const Pp& p, C& c, int l, H h) const {
+      time(kind_of(l, gather_start, gather_rest, gather_out), [&] { base::gather(p, c, l, h); });
+    }
     template <class... A>
-    void gather(A&&... a) const { time([&] { base::gather(std::forward<A>(a)...); }); }
+    void push(A&&... a) const { time(push_call, [&] { base::push(std::forward<A>(a)...); }); }
     template <class... A>
-    void push(A&&... a) const { time([&] { base::push(std::forward<A>(a)...); }); }
+    void begin_backward(A&&... a) const { time(begin_calls, [&] { base::begin_backward(std::forward<A>(a)...); }); }
+    template <class Pp, class C, class Dh, class G>
+    void gather_backward(const Pp& p, C& c, int l, Dh dh, G& g) const {
+      time(kind_of(l, backward_start, backward_rest, backward_out), [&] { base::gather_backward(p, c, l, dh, g); });
+    }
     template <class... A>
-    void begin_backward(A&&... a) const { time([&] { base::begin_backward(std::forward<A>(a)...); }); }
-    template <class... A>
-    void gather_backward(A&&... a) const { time([&] { base::gather_backward(std::forward<A>(a)...); }); }
-    template <class... A>
-    void source_grad(A&&... a) const { time([&] { base::source_grad(std::forward<A>(a)...); }); }
+    void source_grad(A&&... a) const { time(source_grad_call, [&] { base::source_grad(std::forward<A>(a)...); }); }
   };
 };
 
@@ -91,9 +117,10 @@ std::vector<std::int32_t> random_tokens(index_t n, std::uint64_t seed) {
 
 // One round per benchmark iteration: `warm` untimed then k timed steps of each side, the side
 // that goes first alternating between rounds. step_sum / step_policy return their own seconds.
-// A step's seconds, and of those the seconds inside the residual policy's calls.
+// A step's seconds, and of those the seconds inside the residual policy's calls (by kind).
 struct step_time {
   double total = 0, policy = 0;
+  call_seconds by_kind{};
 };
 
 double median(std::vector<double> v) {
@@ -103,17 +130,22 @@ double median(std::vector<double> v) {
 
 template <class StepSum, class StepPolicy>
 void interleave(benchmark::State& s, StepSum&& step_sum, StepPolicy&& step_policy, int warm, int k) {
-  auto run = [&](auto& step) {  // medians of the k steps: (step, policy part)
+  auto run = [&](auto& step) {  // medians of the k steps: step, policy part, each kind of call
     for (int i = 0; i < warm; ++i) step();
     std::vector<double> total, policy;
+    std::array<std::vector<double>, n_call_kinds> kinds;
     for (int i = 0; i < k; ++i) {
       const step_time t = step();
       total.push_back(t.total);
       policy.push_back(t.policy);
+      for (int c = 0; c < n_call_kinds; ++c) kinds[c].push_back(t.by_kind[c]);
     }
-    return step_time{median(total), median(policy)};
+    step_time m{median(total), median(policy)};
+    for (int c = 0; c < n_call_kinds; ++c) m.by_kind[c] = median(kinds[c]);
+    return m;
   };
   std::vector<double> ratio, attributable;
+  std::array<std::vector<double>, n_call_kinds> policy_kinds;  // the policy side's, per round
   bool sum_first = true;
   for (auto _ : s) {
     step_time t_sum, t_policy;
@@ -127,6 +159,7 @@ void interleave(benchmark::State& s, StepSum&& step_sum, StepPolicy&& step_polic
     sum_first = !sum_first;
     ratio.push_back(t_policy.total / t_sum.total);
     attributable.push_back((t_policy.policy - t_sum.policy) / t_sum.total);
+    for (int c = 0; c < n_call_kinds; ++c) policy_kinds[c].push_back(t_policy.by_kind[c]);
     s.SetIterationTime(t_policy.total);
   }
   if (ratio.empty()) return;
@@ -145,14 +178,20 @@ void interleave(benchmark::State& s, StepSum&& step_sum, StepPolicy&& step_polic
   s.counters["policy_q25_pct"] = 100 * quantile(attributable, 0.25);
   s.counters["policy_q75_pct"] = 100 * quantile(attributable, 0.75);
   s.counters["rounds"] = static_cast<double>(ratio.size());
+  // Where the policy's time goes: per kind of call, ms per step (median over rounds). The
+  // sum/… row gives Sum's.
+  for (int c = 0; c < n_call_kinds; ++c)
+    if (const double ms = 1e3 * quantile(policy_kinds[c], 0.5); ms > 0) s.counters[call_kind_names[c]] = ms;
 }
 
 template <class Residual, class Fn>
 step_time seconds(Fn&& fn) {
   timed<Residual>::policy_seconds = 0;
+  timed<Residual>::seconds_by_kind = {};
   const auto t0 = clock_type::now();
   fn();
-  return {std::chrono::duration<double>(clock_type::now() - t0).count(), timed<Residual>::policy_seconds};
+  return {std::chrono::duration<double>(clock_type::now() - t0).count(), timed<Residual>::policy_seconds,
+          timed<Residual>::seconds_by_kind};
 }
 
 // One model with its optimiser and a fixed batch; step() trains once and returns its seconds.
