@@ -26,8 +26,8 @@ inline constexpr index_t token_grain = 16;
 // (Phase 1 at M = 2048: 10–35 % faster; 4 tokens ahead was as good as any of 1–8).
 inline constexpr index_t prefetch_ahead = 4;
 // The streaming loops (backward, merge) do more work per row, so their next rows are asked for
-// 2 tokens ahead: Block<8>'s Phase-1 backward in a model −20 %, its merges −10 … −17 % (4 ahead
-// was worse, 1 as good; docs/performance.md).
+// 2 tokens ahead: Block<8>'s Phase-1 backward in a model −15 … −22 %, its merges −9 … −17 %
+// (4 ahead gave half that, 1 as much; docs/performance.md).
 inline constexpr index_t stream_prefetch_ahead = 2;
 template <class T>
 inline void prefetch_row(const T* row, index_t D) {
