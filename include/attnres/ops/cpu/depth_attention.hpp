@@ -376,7 +376,7 @@ void depth_attention_backward(backend::cpu, std::span<const depth_source<T>> sou
         for (index_t t = t0; t < t0 + nt; ++t) {
           if (const index_t ahead = t + cpu_detail::stream_prefetch_ahead; ahead < end) {
             cpu_detail::prefetch_row(sources[j].value.row(ahead), D);
-            cpu_detail::prefetch_row(static_cast<const T*>(dsources[j].row(ahead)), D);
+            cpu_detail::prefetch_row(dsources[j].row(ahead), D);
             for (index_t p = 0; p < S; ++p) cpu_detail::prefetch_row(points[p].dh.row(ahead), D);
           }
           for (index_t p = 0; p < S; ++p) rows[p] = points[p].dh.row(t);
