@@ -6,6 +6,7 @@
 
 #include <attnres/core/backend.hpp>
 #include <attnres/core/blas.hpp>
+#include <attnres/core/cpu_isa.hpp>
 #include <attnres/core/error.hpp>
 #include <attnres/core/memory_space.hpp>
 #include <attnres/core/parallel.hpp>

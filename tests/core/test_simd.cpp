@@ -5,7 +5,9 @@
 #include "test_util.hpp"
 
 #include <attnres/core/simd.hpp>
+#include <attnres/core/simd_avx512.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <vector>
@@ -74,4 +76,58 @@ TEST_CASE("simd::softmax_padded equals softmax with std::exp", "[core][simd]") {
   SECTION("float, logits of spread 1") { softmax_matches_exp<float>(n, 1.0, 1e-6); }
   SECTION("float, logits spread wide enough that some weights underflow") { softmax_matches_exp<float>(n, 60.0, 1e-5); }
   SECTION("double") { softmax_matches_exp<double>(n, 5.0, 1e-14); }
+}
+
+// ---- the AVX-512 row kernels (core/simd_avx512.hpp) ------------------------------------------
+// The same contracts against the same plain loops, on lengths around their 16-float registers
+// and masked tails and row counts around their 4-product and 12-row passes. They run only where
+// the CPU has AVX-512; elsewhere the case says so and checks nothing.
+
+TEST_CASE("simd::avx512 kernels equal the plain loops", "[core][simd][avx512]") {
+#if ATTNRES_HAVE_AVX512_KERNELS
+  if (!attnres::cpu_isa_supported(attnres::cpu_isa::avx512)) {
+    WARN("this CPU has no AVX-512: its kernels are not run here");
+    return;
+  }
+  namespace s512 = attnres::simd::avx512;
+  const auto m = GENERATE(index_t(1), index_t(2), index_t(3), index_t(4), index_t(5), index_t(11), index_t(12),
+                          index_t(13), index_t(25));
+  const auto n = GENERATE(index_t(1), index_t(15), index_t(16), index_t(17), index_t(47), index_t(129), index_t(256));
+  CAPTURE(m, n);
+  attnres::rng gen(static_cast<std::uint64_t>(31 * m + n));
+  const auto x = random_tensor<float>({m, n}, gen);
+  const auto w = random_tensor<float>({m}, gen);
+  const auto v = random_tensor<float>({n}, gen);
+  const auto start = random_tensor<float>({n}, gen);
+  std::vector<const float*> rows;
+  for (index_t k = 0; k < m; ++k) rows.push_back(x.data() + k * n);
+  std::vector<double> sum(static_cast<std::size_t>(n), 0.0), dots(static_cast<std::size_t>(m), 0.0);
+  for (index_t k = 0; k < m; ++k)
+    for (index_t d = 0; d < n; ++d) {
+      sum[d] += static_cast<double>(w[k]) * x.data()[k * n + d];
+      dots[k] += static_cast<double>(v[d]) * x.data()[k * n + d];
+    }
+  const double sum_tol = 1e-5 * static_cast<double>(m), dot_tol = 1e-5 * std::sqrt(static_cast<double>(n));
+
+  // one float past the end of out: a masked store must leave it alone
+  std::vector<float> out(static_cast<std::size_t>(n + 1), 123.0f);
+  s512::weighted_sum(rows.data(), w.data(), m, n, out.data());  // overwrites
+  REQUIRE_CLOSE(out.data(), sum.data(), n, 1e-5, sum_tol);
+  REQUIRE(out[n] == 123.0f);
+
+  std::copy(start.data(), start.data() + n, out.begin());
+  s512::add_weighted_sum(rows.data(), w.data(), m, n, out.data());  // accumulates
+  std::vector<double> want(sum);
+  for (index_t d = 0; d < n; ++d) want[d] += static_cast<double>(start[d]);
+  REQUIRE_CLOSE(out.data(), want.data(), n, 1e-5, sum_tol);
+  REQUIRE(out[n] == 123.0f);
+
+  std::vector<float> got(static_cast<std::size_t>(m));
+  s512::dots_with(v.data(), rows.data(), m, n, got.data());
+  REQUIRE_CLOSE(got.data(), dots.data(), m, 1e-5, dot_tol);
+  const double d0 = static_cast<double>(s512::dot(v.data(), rows[0], n));
+  REQUIRE(std::abs(d0 - dots[0]) <= 1e-5 * std::abs(dots[0]) + dot_tol);
+#else
+  WARN("this build has no AVX-512 kernels (not GCC/Clang on x86-64, or ATTNRES_NO_AVX512_KERNELS)");
+#endif
 }

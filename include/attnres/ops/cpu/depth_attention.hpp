@@ -4,8 +4,10 @@
 // Tested equal to the reference on awkward sizes (tests/ops/test_depth_attention.cpp).
 
 #include <attnres/core/backend.hpp>
+#include <attnres/core/cpu_isa.hpp>
 #include <attnres/core/parallel.hpp>
 #include <attnres/core/simd.hpp>
+#include <attnres/core/simd_avx512.hpp>
 #include <attnres/core/tensor.hpp>  // aligned_allocator
 #include <attnres/ops/depth_attention_types.hpp>
 
@@ -13,6 +15,7 @@
 #include <cmath>
 #include <limits>
 #include <span>
+#include <type_traits>
 #include <vector>
 
 namespace attnres::ops {
@@ -87,6 +90,76 @@ void backward_row_update(index_t S, const T* const* dh, const T* const* q, const
     case 4: return backward_row_update_k<4, Overwrite>(S, dh, q, alpha, k, kv, v, dv, D);
     default: return backward_row_update_k<0, Overwrite>(S, dh, q, alpha, k, kv, v, dv, D);
   }
+}
+
+// The row kernels the two-phase and backward loops are built from, per instruction set: the
+// build's own (xsimd at the compile flags) and, for float on a CPU that has it, AVX-512
+// (core/simd_avx512.hpp). with_row_kernels<T>(f) calls f with the set core/cpu_isa.hpp chose;
+// the loops are written once, generic over it.
+template <class T>
+struct baseline_row_kernels {
+  static T dot(const T* a, const T* b, index_t n) { return simd::dot(a, b, n); }
+  static void dots_with(const T* v, const T* const* q, index_t m, index_t n, T* out) { simd::dots_with(v, q, m, n, out); }
+  static void weighted_sum(const T* const* x, const T* w, index_t m, index_t n, T* out) {
+    simd::weighted_sum(x, w, m, n, out);
+  }
+  static void add_weighted_sum(const T* const* x, const T* w, index_t m, index_t n, T* out) {
+    simd::add_weighted_sum(x, w, m, n, out);
+  }
+  template <bool Overwrite>
+  static void row_update(index_t S, const T* const* dh, const T* const* q, const T* alpha, const T* k, T kv, const T* v,
+                         T* dv, index_t D) {
+    backward_row_update<Overwrite>(S, dh, q, alpha, k, kv, v, dv, D);
+  }
+};
+
+#if ATTNRES_HAVE_AVX512_KERNELS
+struct avx512_row_kernels {
+  static float dot(const float* a, const float* b, index_t n) { return simd::avx512::dot(a, b, n); }
+  static void dots_with(const float* v, const float* const* q, index_t m, index_t n, float* out) {
+    simd::avx512::dots_with(v, q, m, n, out);
+  }
+  static void weighted_sum(const float* const* x, const float* w, index_t m, index_t n, float* out) {
+    simd::avx512::weighted_sum(x, w, m, n, out);
+  }
+  static void add_weighted_sum(const float* const* x, const float* w, index_t m, index_t n, float* out) {
+    simd::avx512::add_weighted_sum(x, w, m, n, out);
+  }
+  // backward_row_update as weighted sums of the rows [v, dh_0, q_0, dh_1, q_1, …] with the
+  // weights [kv, α_0, k_0, α_1, k_1, …]: 5 points (11 rows) a pass over dv
+  template <bool Overwrite>
+  static void row_update(index_t S, const float* const* dh, const float* const* q, const float* alpha, const float* k,
+                         float kv, const float* v, float* dv, index_t D) {
+    constexpr index_t cap = 11;
+    static_assert(cap <= simd::avx512::detail::max_rows_per_pass);
+    const float* rows[cap];
+    float w[cap];
+    index_t r = 0;
+    rows[r] = v, w[r++] = kv;
+    bool first = true;
+    for (index_t p = 0; p < S; ++p) {
+      rows[r] = dh[p], w[r++] = alpha[p];
+      rows[r] = q[p], w[r++] = k[p];
+      if (r + 2 > cap || p == S - 1) {
+        if (first && Overwrite)
+          simd::avx512::weighted_sum(rows, w, r, D, dv);
+        else
+          simd::avx512::add_weighted_sum(rows, w, r, D, dv);
+        first = false;
+        r = 0;
+      }
+    }
+  }
+};
+#endif
+
+template <class T, class F>
+void with_row_kernels(F&& f) {
+#if ATTNRES_HAVE_AVX512_KERNELS
+  if constexpr (std::is_same_v<T, float>)
+    if (active_cpu_isa() == cpu_isa::avx512) return f(avx512_row_kernels{});
+#endif
+  f(baseline_row_kernels<T>{});
 }
 
 // The S queries folded once per call, q_p = w_p ⊙ g_p, rows of an (S,D) buffer. The buffer
@@ -252,38 +325,41 @@ void depth_attention_stats(backend::cpu, std::span<const depth_source<T>> source
   if (S == 0 || n == 0) return;
   const index_t M = out[0].o.rows, D = out[0].o.cols;
   const T* qg = cpu_detail::folded_queries<T>(S, D, [&](index_t p) { return queries[p]; });
-  parallel_chunks(M, cpu_detail::token_grain, [&](index_t, index_t begin, index_t end) {
-    thread_local std::vector<const T*> rows, q;  // this worker's scratch
-    thread_local std::vector<T> s, e;
-    rows.resize(static_cast<std::size_t>(n));
-    q.resize(static_cast<std::size_t>(S));
-    s.resize(static_cast<std::size_t>(S * n));
-    e.resize(static_cast<std::size_t>(n));
-    for (index_t p = 0; p < S; ++p) q[p] = qg + p * D;
-    for (index_t t = begin; t < end; ++t) {
-      for (index_t j = 0; j < n; ++j) {  // s[j·S + p] = logit of query p over source j
-        rows[j] = sources[j].value.row(t);
-        if (t + cpu_detail::prefetch_ahead < end) cpu_detail::prefetch_row(sources[j].value.row(t + cpu_detail::prefetch_ahead), D);
-        simd::dots_with(rows[j], q.data(), S, D, s.data() + j * S);
-        for (index_t p = 0; p < S; ++p) s[j * S + p] *= sources[j].inv_rms[t];
-      }
-      for (index_t p = 0; p < S; ++p) {
-        const depth_stats<T>& st = out[p];
-        T m = -std::numeric_limits<T>::infinity();
-        for (index_t j = 0; j < n; ++j) m = std::max(m, st.logits(j, t) = s[j * S + p]);
-        T l = 0;
-        for (index_t j = 0; j < n; ++j) l += (e[j] = std::exp(s[j * S + p] - m));
-        if (st.normalized) {  // the same state scaled by 1/ℓ: weights α_j = e_j/ℓ
-          const T inv_l = T(1) / l;
-          for (index_t j = 0; j < n; ++j) e[j] *= inv_l;
-          m += std::log(l);
-          l = 1;
+  cpu_detail::with_row_kernels<T>([&](auto kernels) {
+    using R = decltype(kernels);
+    parallel_chunks(M, cpu_detail::token_grain, [&](index_t, index_t begin, index_t end) {
+      thread_local std::vector<const T*> rows, q;  // this worker's scratch
+      thread_local std::vector<T> s, e;
+      rows.resize(static_cast<std::size_t>(n));
+      q.resize(static_cast<std::size_t>(S));
+      s.resize(static_cast<std::size_t>(S * n));
+      e.resize(static_cast<std::size_t>(n));
+      for (index_t p = 0; p < S; ++p) q[p] = qg + p * D;
+      for (index_t t = begin; t < end; ++t) {
+        for (index_t j = 0; j < n; ++j) {  // s[j·S + p] = logit of query p over source j
+          rows[j] = sources[j].value.row(t);
+          if (t + cpu_detail::prefetch_ahead < end) cpu_detail::prefetch_row(sources[j].value.row(t + cpu_detail::prefetch_ahead), D);
+          R::dots_with(rows[j], q.data(), S, D, s.data() + j * S);
+          for (index_t p = 0; p < S; ++p) s[j * S + p] *= sources[j].inv_rms[t];
         }
-        st.m[t] = m;
-        st.l[t] = l;
-        simd::weighted_sum(rows.data(), e.data(), n, D, st.o.row(t));
+        for (index_t p = 0; p < S; ++p) {
+          const depth_stats<T>& st = out[p];
+          T m = -std::numeric_limits<T>::infinity();
+          for (index_t j = 0; j < n; ++j) m = std::max(m, st.logits(j, t) = s[j * S + p]);
+          T l = 0;
+          for (index_t j = 0; j < n; ++j) l += (e[j] = std::exp(s[j * S + p] - m));
+          if (st.normalized) {  // the same state scaled by 1/ℓ: weights α_j = e_j/ℓ
+            const T inv_l = T(1) / l;
+            for (index_t j = 0; j < n; ++j) e[j] *= inv_l;
+            m += std::log(l);
+            l = 1;
+          }
+          st.m[t] = m;
+          st.l[t] = l;
+          R::weighted_sum(rows.data(), e.data(), n, D, st.o.row(t));
+        }
       }
-    }
+    });
   });
 }
 
@@ -292,28 +368,31 @@ void depth_attention_merge(backend::cpu, const depth_stats<T>& st, const depth_s
                            no_deduce<depth_query<T>> q, no_deduce<matrix_view<T>> h /*(M,D)*/, no_deduce<matrix_view<T>> alpha /*(n[+1],M)*/) {
   const index_t D = h.cols, n = st.logits.rows;
   const T* qg = cpu_detail::folded_queries<T>(1, D, [&](index_t) { return q; });
-  parallel_chunks(h.rows, cpu_detail::token_grain, [&](index_t, index_t begin, index_t end) {
-    for (index_t t = begin; t < end; ++t) {
-      if (const index_t ahead = t + cpu_detail::stream_prefetch_ahead; ahead < end) {  // o and h are cold
-        cpu_detail::prefetch_row(st.o.row(ahead), D);
-        if (st.o.data != h.data) cpu_detail::prefetch_row(h.row(ahead), D);
+  cpu_detail::with_row_kernels<T>([&](auto kernels) {
+    using R = decltype(kernels);
+    parallel_chunks(h.rows, cpu_detail::token_grain, [&](index_t, index_t begin, index_t end) {
+      for (index_t t = begin; t < end; ++t) {
+        if (const index_t ahead = t + cpu_detail::stream_prefetch_ahead; ahead < end) {  // o and h are cold
+          cpu_detail::prefetch_row(st.o.row(ahead), D);
+          if (st.o.data != h.data) cpu_detail::prefetch_row(h.row(ahead), D);
+        }
+        T mx = st.m[t], ep = 0, eo = 1;
+        if (partial) {
+          const T sp = R::dot(qg, partial->value.row(t), D) * partial->inv_rms[t];
+          mx = std::max(mx, sp);
+          eo = std::exp(st.m[t] - mx);
+          ep = std::exp(sp - mx);
+        }
+        const T zinv = T(1) / (eo * st.l[t] + ep);
+        // h = (e_o/z)·o + (e_p/z)·partial, one pass over h; nothing to write when h is o itself
+        // with weight 1 (normalised statistics and no partial)
+        const T* rows[2] = {st.o.row(t), partial ? partial->value.row(t) : nullptr};
+        const T w[2] = {eo * zinv, ep * zinv};
+        if (partial || rows[0] != h.row(t) || w[0] != T(1)) R::weighted_sum(rows, w, partial ? 2 : 1, D, h.row(t));
+        for (index_t j = 0; j < n; ++j) alpha(j, t) = std::exp(st.logits(j, t) - mx) * zinv;
+        if (partial) alpha(n, t) = ep * zinv;
       }
-      T mx = st.m[t], ep = 0, eo = 1;
-      if (partial) {
-        const T sp = simd::dot(qg, partial->value.row(t), D) * partial->inv_rms[t];
-        mx = std::max(mx, sp);
-        eo = std::exp(st.m[t] - mx);
-        ep = std::exp(sp - mx);
-      }
-      const T zinv = T(1) / (eo * st.l[t] + ep);
-      // h = (e_o/z)·o + (e_p/z)·partial, one pass over h; nothing to write when h is o itself
-      // with weight 1 (normalised statistics and no partial)
-      const T* rows[2] = {st.o.row(t), partial ? partial->value.row(t) : nullptr};
-      const T w[2] = {eo * zinv, ep * zinv};
-      if (partial || rows[0] != h.row(t) || w[0] != T(1)) simd::weighted_sum(rows, w, partial ? 2 : 1, D, h.row(t));
-      for (index_t j = 0; j < n; ++j) alpha(j, t) = std::exp(st.logits(j, t) - mx) * zinv;
-      if (partial) alpha(n, t) = ep * zinv;
-    }
+    });
   });
 }
 
@@ -348,63 +427,66 @@ void depth_attention_backward(backend::cpu, std::span<const depth_source<T>> sou
   index_t n_dots = S;
   for (index_t p = 0; p < S; ++p)
     if (points[p].logits.data == nullptr) recompute[p] = n_dots++;
-  parallel_chunks(M, cpu_detail::token_grain, [&](index_t chunk, index_t begin, index_t end) {
-    // Thread-private scratch: per point p, its dh row, folded query, α, dS_p / r and accumulator.
-    // rows = [dh_0 .. dh_{S-1}, the q_p to recompute]: the rows each source row is dotted with;
-    // q_rows = all S queries, for the row update.
-    std::vector<const T*> rows(static_cast<std::size_t>(n_dots)), q_rows(static_cast<std::size_t>(S));
-    const T* const* dh_rows = rows.data();
-    std::vector<T> a(static_cast<std::size_t>(S)), k(a.size()), dots(rows.size());
-    for (index_t p = 0; p < S; ++p) {
-      q_rows[p] = qg + p * D;
-      if (recompute[p] >= 0) rows[recompute[p]] = q_rows[p];
-    }
-    // a_p += Σ_t k_p(t)·v_t is added a tile of tokens at a time: one load and store of a_p per
-    // tile, instead of per token (a read-modify-write per token and point bound the kernel).
-    constexpr index_t tile = 8;
-    std::vector<T> k_tile(static_cast<std::size_t>(S * tile));  // k_p(t), row p
-    const T* v_tile[tile];
-    // Sources outer, all of the chunk's tokens inner: each pass streams one source's rows, its
-    // gradient's and the S dh rows, consecutive in memory. Tokens outer (each source row read
-    // once, the dh rows kept in L1) jumps between 2n + S streams at every row and measured
-    // 2–2.6× slower at M = 2048; so did tiles of 4–64 tokens (bench_depth_attention,
-    // docs/performance.md). The hardware prefetcher alone still left the loop waiting on v and
-    // dv; the rows of token t + 2 are requested while token t is worked on.
-    for (index_t j = 0; j < n; ++j) {
-      for (index_t t0 = begin; t0 < end; t0 += tile) {
-        const index_t nt = std::min(tile, end - t0);
-        for (index_t t = t0; t < t0 + nt; ++t) {
-          if (const index_t ahead = t + cpu_detail::stream_prefetch_ahead; ahead < end) {
-            cpu_detail::prefetch_row(sources[j].value.row(ahead), D);
-            cpu_detail::prefetch_row(dsources[j].row(ahead), D);
-            for (index_t p = 0; p < S; ++p) cpu_detail::prefetch_row(points[p].dh.row(ahead), D);
-          }
-          for (index_t p = 0; p < S; ++p) rows[p] = points[p].dh.row(t);
-          const T* v = sources[j].value.row(t);
-          const T rinv = sources[j].inv_rms[t];
-          // dh_p·v and (unless kept as logits) q_p·v, v read once
-          simd::dots_with(v, rows.data(), n_dots, D, dots.data());
-          T proj = 0;  // Σ_p dS_p (u·q_p): the coefficient of u in the RMSNorm Jacobian term
-          for (index_t p = 0; p < S; ++p) {
-            a[p] = points[p].alpha(j, t);
-            const T ds = a[p] * (dots[p] - points[p].c[t]);  // dS_pj
-            proj += ds * (recompute[p] < 0 ? points[p].logits(j, t) : dots[recompute[p]] * rinv);  // u·q_p = s_pj
-            k[p] = ds * rinv;
-            k_tile[static_cast<std::size_t>(p * tile + (t - t0))] = k[p];
-          }
-          v_tile[t - t0] = v;
-          // dv_j += Σ_p (α_pj G_p + dS_pj/r_j · q_p) − u_j (u_j·p)/(D r_j)
-          const T kv = -proj * rinv * rinv / T(D);
-          if (overwrite)
-            cpu_detail::backward_row_update<true>(S, dh_rows, q_rows.data(), a.data(), k.data(), kv, v, dsources[j].row(t), D);
-          else
-            cpu_detail::backward_row_update<false>(S, dh_rows, q_rows.data(), a.data(), k.data(), kv, v, dsources[j].row(t), D);
-        }
-        // a_p += Σ_t dS_pj/r_j · v_j over the tile (its rows were just read: in L1)
-        for (index_t p = 0; p < S; ++p)
-          simd::add_weighted_sum(v_tile, k_tile.data() + p * tile, nt, D, acc_base + chunk * slot + p * D);
+  cpu_detail::with_row_kernels<T>([&](auto kernels) {
+    using R = decltype(kernels);
+    parallel_chunks(M, cpu_detail::token_grain, [&](index_t chunk, index_t begin, index_t end) {
+      // Thread-private scratch: per point p, its dh row, folded query, α, dS_p / r and accumulator.
+      // rows = [dh_0 .. dh_{S-1}, the q_p to recompute]: the rows each source row is dotted with;
+      // q_rows = all S queries, for the row update.
+      std::vector<const T*> rows(static_cast<std::size_t>(n_dots)), q_rows(static_cast<std::size_t>(S));
+      const T* const* dh_rows = rows.data();
+      std::vector<T> a(static_cast<std::size_t>(S)), k(a.size()), dots(rows.size());
+      for (index_t p = 0; p < S; ++p) {
+        q_rows[p] = qg + p * D;
+        if (recompute[p] >= 0) rows[recompute[p]] = q_rows[p];
       }
-    }
+      // a_p += Σ_t k_p(t)·v_t is added a tile of tokens at a time: one load and store of a_p per
+      // tile, instead of per token (a read-modify-write per token and point bound the kernel).
+      constexpr index_t tile = 8;
+      std::vector<T> k_tile(static_cast<std::size_t>(S * tile));  // k_p(t), row p
+      const T* v_tile[tile];
+      // Sources outer, all of the chunk's tokens inner: each pass streams one source's rows, its
+      // gradient's and the S dh rows, consecutive in memory. Tokens outer (each source row read
+      // once, the dh rows kept in L1) jumps between 2n + S streams at every row and measured
+      // 2–2.6× slower at M = 2048; so did tiles of 4–64 tokens (bench_depth_attention,
+      // docs/performance.md). The hardware prefetcher alone still left the loop waiting on v and
+      // dv; the rows of token t + 2 are requested while token t is worked on.
+      for (index_t j = 0; j < n; ++j) {
+        for (index_t t0 = begin; t0 < end; t0 += tile) {
+          const index_t nt = std::min(tile, end - t0);
+          for (index_t t = t0; t < t0 + nt; ++t) {
+            if (const index_t ahead = t + cpu_detail::stream_prefetch_ahead; ahead < end) {
+              cpu_detail::prefetch_row(sources[j].value.row(ahead), D);
+              cpu_detail::prefetch_row(dsources[j].row(ahead), D);
+              for (index_t p = 0; p < S; ++p) cpu_detail::prefetch_row(points[p].dh.row(ahead), D);
+            }
+            for (index_t p = 0; p < S; ++p) rows[p] = points[p].dh.row(t);
+            const T* v = sources[j].value.row(t);
+            const T rinv = sources[j].inv_rms[t];
+            // dh_p·v and (unless kept as logits) q_p·v, v read once
+            R::dots_with(v, rows.data(), n_dots, D, dots.data());
+            T proj = 0;  // Σ_p dS_p (u·q_p): the coefficient of u in the RMSNorm Jacobian term
+            for (index_t p = 0; p < S; ++p) {
+              a[p] = points[p].alpha(j, t);
+              const T ds = a[p] * (dots[p] - points[p].c[t]);  // dS_pj
+              proj += ds * (recompute[p] < 0 ? points[p].logits(j, t) : dots[recompute[p]] * rinv);  // u·q_p = s_pj
+              k[p] = ds * rinv;
+              k_tile[static_cast<std::size_t>(p * tile + (t - t0))] = k[p];
+            }
+            v_tile[t - t0] = v;
+            // dv_j += Σ_p (α_pj G_p + dS_pj/r_j · q_p) − u_j (u_j·p)/(D r_j)
+            const T kv = -proj * rinv * rinv / T(D);
+            if (overwrite)
+              R::template row_update<true>(S, dh_rows, q_rows.data(), a.data(), k.data(), kv, v, dsources[j].row(t), D);
+            else
+              R::template row_update<false>(S, dh_rows, q_rows.data(), a.data(), k.data(), kv, v, dsources[j].row(t), D);
+          }
+          // a_p += Σ_t dS_pj/r_j · v_j over the tile (its rows were just read: in L1)
+          for (index_t p = 0; p < S; ++p)
+            R::add_weighted_sum(v_tile, k_tile.data() + p * tile, nt, D, acc_base + chunk * slot + p * D);
+        }
+      }
+    });
   });
   for (index_t p = 0; p < S; ++p) {
     std::vector<T> a_total(static_cast<std::size_t>(D), T(0));
