@@ -9,6 +9,10 @@
 //   backward/<backend>/n:N/S:S               backward of S points over the same n sources
 //   backward_streams/n:N/S:S                 the cpu backward's memory streams with an add in place of
 //                                            its arithmetic: what the memory system alone allows
+//   isa_ratio/{stats,merge,backward}/n:N/S:S the cpu op on the AVX-512 row kernels against the build's
+//                                            own, alternating in one process: medians of the per-round
+//                                            times and of their ratio (core/cpu_isa.hpp; skipped, with
+//                                            an error line, on a CPU without AVX-512)
 //
 // Reported: time per call (wall clock: the cpu backend is multi-threaded, so every rate uses
 // real time), items/s = tokens/s, bytes/s and a "GB/s" counter (10⁹ bytes per second) computed
@@ -20,6 +24,7 @@
 // medians; see bench/README.md.
 
 #include <attnres/core/backend.hpp>
+#include <attnres/core/cpu_isa.hpp>
 #include <attnres/core/parallel.hpp>
 #include <attnres/core/random.hpp>
 #include <attnres/core/simd.hpp>
@@ -28,6 +33,8 @@
 
 #include <benchmark/benchmark.h>
 
+#include <algorithm>
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <span>
@@ -148,86 +155,157 @@ void bm_forward(benchmark::State& state) {
   report<Backend>(state, forward_bytes(n));
 }
 
-template <class Backend>
-void bm_stats(benchmark::State& state) {
-  const idx n = state.range(0), S = state.range(1);
-  attnres::rng gen(3);
-  const sources_data s(n, gen);
-  const queries_data q(S, gen);
+// Each op's data set up once, and one call of it on a backend (the bodies the benchmarks time).
+struct stats_case {
+  sources_data s;
+  queries_data q;
   std::vector<tensor<T>> o, m, l, logits;
   std::vector<attnres::ops::depth_stats<T>> out;
-  for (idx p = 0; p < S; ++p) {
-    o.emplace_back(std::vector<idx>{kM, kD});
-    m.emplace_back(std::vector<idx>{kM});
-    l.emplace_back(std::vector<idx>{kM});
-    logits.emplace_back(std::vector<idx>{n, kM});
+  stats_case(idx n, idx S, attnres::rng&& gen) : s(n, gen), q(S, gen) {
+    for (idx p = 0; p < S; ++p) {
+      o.emplace_back(std::vector<idx>{kM, kD});
+      m.emplace_back(std::vector<idx>{kM});
+      l.emplace_back(std::vector<idx>{kM});
+      logits.emplace_back(std::vector<idx>{n, kM});
+    }
+    for (idx p = 0; p < S; ++p) out.push_back({o[p].mat(), m[p].data(), l[p].data(), logits[p].mat()});
   }
-  for (idx p = 0; p < S; ++p) out.push_back({o[p].mat(), m[p].data(), l[p].data(), logits[p].mat()});
-  for (auto _ : state) {
+  template <class Backend>
+  void run() {
     attnres::ops::depth_attention_stats(Backend{}, s.span(), std::span<const attnres::ops::depth_query<T>>(q.q),
                                         std::span<const attnres::ops::depth_stats<T>>(out));
     benchmark::DoNotOptimize(o[0].data());
     benchmark::ClobberMemory();
   }
-  report<Backend>(state, stats_bytes(n, S));
-}
+};
 
-template <class Backend>
-void bm_merge(benchmark::State& state) {
-  const idx n = state.range(0);
-  attnres::rng gen(4);
-  const sources_data s(n, gen);
-  const sources_data partial(1, gen);
-  const queries_data q(1, gen);
-  // Real phase-1 statistics to merge (computed once, outside the timed loop).
-  tensor<T> o({kM, kD}), m({kM}), l({kM}), logits({n, kM});
-  const attnres::ops::depth_stats<T> st{o.mat(), m.data(), l.data(), logits.mat()};
-  attnres::ops::depth_attention_stats(attnres::backend::cpu{}, s.span(),
-                                      std::span<const attnres::ops::depth_query<T>>(q.q),
-                                      std::span<const attnres::ops::depth_stats<T>>(&st, 1));
-  tensor<T> h({kM, kD}), alpha({n + 1, kM});
-  for (auto _ : state) {
+struct merge_case {
+  sources_data s, partial;
+  queries_data q;
+  tensor<T> o, m, l, logits, h, alpha;
+  attnres::ops::depth_stats<T> st;
+  merge_case(idx n, idx, attnres::rng&& gen)
+      : s(n, gen), partial(1, gen), q(1, gen), o({kM, kD}), m({kM}), l({kM}), logits({n, kM}), h({kM, kD}),
+        alpha({n + 1, kM}), st{o.mat(), m.data(), l.data(), logits.mat()} {
+    // real phase-1 statistics to merge (computed once, outside the timed loop)
+    attnres::ops::depth_attention_stats(attnres::backend::cpu{}, s.span(),
+                                        std::span<const attnres::ops::depth_query<T>>(q.q),
+                                        std::span<const attnres::ops::depth_stats<T>>(&st, 1));
+  }
+  template <class Backend>
+  void run() {
     attnres::ops::depth_attention_merge(Backend{}, st, &partial.src[0], q.q[0], h.mat(), alpha.mat());
     benchmark::DoNotOptimize(h.data());
     benchmark::ClobberMemory();
   }
-  report<Backend>(state, merge_bytes(n));
-}
+};
 
-template <class Backend>
-void bm_backward(benchmark::State& state) {
-  const idx n = state.range(0), S = state.range(1);
-  attnres::rng gen(5);
-  const sources_data s(n, gen);
-  const queries_data q(S, gen);
-  // Per point: a real α and h from the forward, a random dh, and c = dh·h.
-  std::vector<tensor<T>> alpha, dh, c, dw, dg;
-  for (idx p = 0; p < S; ++p) {
-    tensor<T> h({kM, kD});
-    alpha.emplace_back(std::vector<idx>{n, kM});
-    attnres::ops::depth_attention_forward(attnres::backend::cpu{}, s.span(), q.q[p], h.mat(), alpha.back().mat());
-    dh.push_back(normal({kM, kD}, gen, 0.0, 1.0));
-    c.emplace_back(std::vector<idx>{kM});
-    attnres::ops::row_dots(attnres::backend::cpu{}, dh.back().mat(), h.mat(), c.back().data());
-    dw.emplace_back(std::vector<idx>{kD});
-    dg.emplace_back(std::vector<idx>{kD});
-  }
+struct backward_case {
+  sources_data s;
+  queries_data q;
+  std::vector<tensor<T>> alpha, dh, c, dw, dg, dsrc_t;
   std::vector<attnres::ops::depth_query_grad<T>> points;
-  for (idx p = 0; p < S; ++p)
-    points.push_back({q.q[p], alpha[p].mat(), c[p].data(), dh[p].mat(), dw[p].data(), dg[p].data()});
-  std::vector<tensor<T>> dsrc_t;
   std::vector<attnres::matrix_view<T>> dsrc;
-  for (idx j = 0; j < n; ++j) dsrc_t.emplace_back(std::vector<idx>{kM, kD});
-  for (idx j = 0; j < n; ++j) dsrc.push_back(dsrc_t[j].mat());
+  backward_case(idx n, idx S, attnres::rng&& gen) : s(n, gen), q(S, gen) {
+    // Per point: a real α and h from the forward, a random dh, and c = dh·h.
+    for (idx p = 0; p < S; ++p) {
+      tensor<T> h({kM, kD});
+      alpha.emplace_back(std::vector<idx>{n, kM});
+      attnres::ops::depth_attention_forward(attnres::backend::cpu{}, s.span(), q.q[p], h.mat(), alpha.back().mat());
+      dh.push_back(normal({kM, kD}, gen, 0.0, 1.0));
+      c.emplace_back(std::vector<idx>{kM});
+      attnres::ops::row_dots(attnres::backend::cpu{}, dh.back().mat(), h.mat(), c.back().data());
+      dw.emplace_back(std::vector<idx>{kD});
+      dg.emplace_back(std::vector<idx>{kD});
+    }
+    for (idx p = 0; p < S; ++p)
+      points.push_back({q.q[p], alpha[p].mat(), c[p].data(), dh[p].mat(), dw[p].data(), dg[p].data()});
+    for (idx j = 0; j < n; ++j) dsrc_t.emplace_back(std::vector<idx>{kM, kD});
+    for (idx j = 0; j < n; ++j) dsrc.push_back(dsrc_t[j].mat());
+  }
   // The op accumulates into dsources, dw and dg; growing sums are harmless for timing.
-  for (auto _ : state) {
+  template <class Backend>
+  void run() {
     attnres::ops::depth_attention_backward(Backend{}, s.span(),
                                            std::span<const attnres::ops::depth_query_grad<T>>(points),
                                            std::span<const attnres::matrix_view<T>>(dsrc));
     benchmark::DoNotOptimize(dsrc_t[0].data());
     benchmark::ClobberMemory();
   }
+};
+
+template <class Backend>
+void bm_stats(benchmark::State& state) {
+  const idx n = state.range(0), S = state.range(1);
+  stats_case op(n, S, attnres::rng(3));
+  for (auto _ : state) op.run<Backend>();
+  report<Backend>(state, stats_bytes(n, S));
+}
+
+template <class Backend>
+void bm_merge(benchmark::State& state) {
+  const idx n = state.range(0);
+  merge_case op(n, 1, attnres::rng(4));
+  for (auto _ : state) op.run<Backend>();
+  report<Backend>(state, merge_bytes(n));
+}
+
+template <class Backend>
+void bm_backward(benchmark::State& state) {
+  const idx n = state.range(0), S = state.range(1);
+  backward_case op(n, S, attnres::rng(5));
+  for (auto _ : state) op.run<Backend>();
   report<Backend>(state, backward_bytes(n, S));
+}
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  const std::size_t k = v.size() / 2;
+  return v.size() % 2 ? v[k] : 0.5 * (v[k - 1] + v[k]);
+}
+
+// The cpu op on the AVX-512 row kernels against the same op on the build's own, in one process:
+// each iteration is a round of kCalls calls on one, then kCalls on the other (which goes first
+// alternates), and the counters are medians over rounds — the machine's drift between separate
+// runs is larger than the difference (docs/performance.md). ratio = AVX-512 time / baseline time.
+template <class Case>
+void bm_isa_ratio(benchmark::State& state) {
+  if (!attnres::cpu_isa_supported(attnres::cpu_isa::avx512)) {
+    state.SkipWithError("no AVX-512 on this CPU");
+    return;
+  }
+  constexpr int kCalls = 5;
+  Case op(state.range(0), state.range(1), attnres::rng(6));
+  std::vector<double> t_base, t_512, ratio;
+  auto time_calls = [&](attnres::cpu_isa isa) {
+    const attnres::cpu_isa_scope use(isa);
+    op.template run<attnres::backend::cpu>();  // one untimed call: rows of the last round are cold
+    const auto start = std::chrono::steady_clock::now();
+    for (int k = 0; k < kCalls; ++k) op.template run<attnres::backend::cpu>();
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() / kCalls;
+  };
+  bool base_first = true;
+  for (auto _ : state) {
+    double tb, t5;
+    if (base_first) {
+      tb = time_calls(attnres::cpu_isa::baseline);
+      t5 = time_calls(attnres::cpu_isa::avx512);
+    } else {
+      t5 = time_calls(attnres::cpu_isa::avx512);
+      tb = time_calls(attnres::cpu_isa::baseline);
+    }
+    base_first = !base_first;
+    t_base.push_back(tb);
+    t_512.push_back(t5);
+    ratio.push_back(t5 / tb);
+  }
+  state.counters["baseline_us"] = 1e6 * median(t_base);
+  state.counters["avx512_us"] = 1e6 * median(t_512);
+  state.counters["ratio"] = median(ratio);
+  std::sort(ratio.begin(), ratio.end());
+  state.counters["ratio_q25"] = ratio[ratio.size() / 4];
+  state.counters["ratio_q75"] = ratio[(3 * ratio.size()) / 4];
+  state.counters["rounds"] = static_cast<double>(ratio.size());
 }
 
 // The rows the cpu backward streams, in its order (sources outer, each thread's tokens inner):
@@ -288,6 +366,14 @@ int main(int argc, char** argv) {
   benchmark::AddCustomContext("omp_max_threads", std::to_string(attnres::max_threads()));
   register_backend<attnres::backend::reference>();
   register_backend<attnres::backend::cpu>();
+  auto isa_ratio = [](const char* name, auto fn, std::int64_t n, std::int64_t S) {
+    benchmark::RegisterBenchmark(name, fn)->ArgNames({"n", "S"})->Args({n, S})->Unit(benchmark::kMicrosecond)->UseRealTime()->MinTime(2);
+  };
+  for (const std::int64_t n : kSources) {
+    for (const std::int64_t S : kQueries) isa_ratio("isa_ratio/stats", bm_isa_ratio<stats_case>, n, S);
+    isa_ratio("isa_ratio/merge", bm_isa_ratio<merge_case>, n, 1);
+    for (const std::int64_t S : kQueries) isa_ratio("isa_ratio/backward", bm_isa_ratio<backward_case>, n, S);
+  }
   for (const std::int64_t n : kSources)
     for (const std::int64_t S : kQueries)
       benchmark::RegisterBenchmark("backward_streams", bm_backward_streams)
