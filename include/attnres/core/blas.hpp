@@ -3,11 +3,14 @@
 //
 // With ATTNRES_USE_BLAS (CMake, on by default when Debian's OpenMP OpenBLAS is installed) Eigen
 // routes its matrix products to sgemm_/sgemv_ (EIGEN_USE_BLAS). OpenBLAS picks its kernels at
-// load time from the CPU model; Debian 12's OpenBLAS 0.3.21 does not know AMD Zen 4/5, falls
-// back to its AVX2 "Haswell" kernels and leaves half of an AVX-512 core unused (measured on a
-// Zen 5 EPYC: 86 vs 160 GFLOP/s per core for sgemm at transformer shapes, bench_machine).
-// OPENBLAS_CORETYPE=SkylakeX selects the AVX-512 kernels, but it is read only when the library
-// loads, so a program has to be started with it: reexec_with_avx512_openblas() does that.
+// load time from the CPU model, and Debian 12's OpenBLAS 0.3.21 does not know the newest ones:
+//   - AMD Zen 4/5 get its AVX2 "Haswell" kernels, half of an AVX-512 core (measured on a Zen 5
+//     EPYC: 86 vs 160 GFLOP/s per core for sgemm at transformer shapes, bench_machine);
+//   - an Intel Xeon of family 6 model 207 (Emerald Rapids) gets "Prescott", its SSE3 kernels:
+//     31 vs ≈ 200 GFLOP/s on two cores, a training step 4× slower.
+// OPENBLAS_CORETYPE=SkylakeX (AVX-512) or Haswell (AVX2 + FMA) selects wider ones, but it is
+// read only when the library loads, so a program has to be started with it:
+// reexec_with_avx512_openblas() does that.
 
 #include <cstdlib>
 #include <string>
@@ -34,28 +37,42 @@ inline std::string blas_description() {
   return "BLAS";
 }
 
-// True when OpenBLAS runs its AVX2 kernels on a CPU with the AVX-512 subsets its SkylakeX
-// kernels need, and the user has not chosen a core type.
-inline bool openblas_underuses_cpu() {
+// The OPENBLAS_CORETYPE that would use this CPU's widest vectors, when OpenBLAS picked narrower
+// kernels and the user has not chosen a core type: "SkylakeX" (AVX-512) or "Haswell" (AVX2 +
+// FMA). Empty when OpenBLAS's own choice is as wide as the CPU allows.
+inline std::string openblas_better_coretype() {
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-  if (!uses_blas || !openblas_get_corename || std::getenv("OPENBLAS_CORETYPE")) return false;
-  const std::string core = openblas_get_corename();
-  const bool avx2_kernels = core == "Haswell" || core == "Zen" || core == "haswell" || core == "zen";
-  return avx2_kernels && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-         __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512cd");
-#else
-  return false;
+  if (!uses_blas || !openblas_get_corename || std::getenv("OPENBLAS_CORETYPE")) return {};
+  std::string core = openblas_get_corename();
+  for (char& c : core) c = static_cast<char>(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
+  // OpenBLAS's x86-64 kernel sets with AVX-512, and those with at least AVX2 + FMA
+  const bool avx512_kernels = core == "skylakex" || core == "cooperlake" || core == "sapphirerapids";
+  const bool avx2_kernels = avx512_kernels || core == "haswell" || core == "zen";
+  // the subsets OpenBLAS's SkylakeX kernels are built for
+  const bool cpu_avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                          __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl") &&
+                          __builtin_cpu_supports("avx512cd");
+  const bool cpu_avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  if (cpu_avx512 && !avx512_kernels) return "SkylakeX";
+  if (cpu_avx2 && !avx2_kernels) return "Haswell";
 #endif
+  return {};
 }
 
+// True when OpenBLAS's kernels are narrower than the CPU's vectors (openblas_better_coretype).
+inline bool openblas_underuses_cpu() { return !openblas_better_coretype().empty(); }
+
 // Call first thing in main(argc, argv). When openblas_underuses_cpu(), restarts the program
-// (same arguments, same process id) with OPENBLAS_CORETYPE=SkylakeX; otherwise, or if the
-// restart fails, returns and the program goes on as it is. Set OPENBLAS_CORETYPE yourself (any
-// value) to keep a choice; the restart never happens twice because the variable is then set.
+// (same arguments, same process id) with OPENBLAS_CORETYPE=openblas_better_coretype();
+// otherwise, or if the restart fails, returns and the program goes on as it is. Set
+// OPENBLAS_CORETYPE yourself (any value) to keep a choice; the restart never happens twice
+// because the variable is then set. (Named for the common case; a CPU with AVX2 but no AVX-512
+// that OpenBLAS does not know gets the AVX2 kernels the same way.)
 inline void reexec_with_avx512_openblas([[maybe_unused]] char** argv) {
 #if defined(__linux__)
-  if (!openblas_underuses_cpu()) return;
-  if (::setenv("OPENBLAS_CORETYPE", "SkylakeX", 1) != 0) return;
+  const std::string core = openblas_better_coretype();
+  if (core.empty()) return;
+  if (::setenv("OPENBLAS_CORETYPE", core.c_str(), 1) != 0) return;
   ::execv("/proc/self/exe", argv);
   ::unsetenv("OPENBLAS_CORETYPE");  // execv returned: it failed; carry on unchanged
 #endif
