@@ -239,12 +239,14 @@ TEST_CASE("depth attention: cpu equals reference on awkward sizes", "[ops][depth
         garbage.emplace_back(std::vector<index_t>{M, D});
         garbage.back().fill(std::numeric_limits<float>::quiet_NaN());
       }
-      constexpr int runs = 7;
+      // runs 1, 3, 5, 6 (cpu): with spans of 8 tokens (cpu_detail::backward_dh_bytes) at the
+      // odd sizes, so several spans and a short last one are covered; 1 also at the default
+      constexpr int runs = 8;
       std::vector<tensor<float>> dsrc[runs], dw[runs], dg[runs];
       for (int b = 0; b < runs; ++b) {
         std::vector<ops::depth_query_grad<float>> pts;
         std::vector<attnres::matrix_view<float>> dviews;
-        dsrc[b] = b < 2 || b >= 5 ? initial : b < 4 ? garbage : zeros;
+        dsrc[b] = b < 2 || b >= 5 ? initial : b < 4 ? garbage : zeros;  // 7: like 1
         for (index_t j = 0; j < n; ++j) dviews.push_back(dsrc[b][j].mat());
         for (index_t p = 0; p < S; ++p) {
           dw[b].emplace_back(std::vector<index_t>{D});
@@ -256,10 +258,14 @@ TEST_CASE("depth attention: cpu equals reference on awkward sizes", "[ops][depth
           pts.push_back({pb.query(p), alpha[p].mat(), c[p].data(), dh[p].mat(), dw[b][p].data(), dg[b][p].data(),
                          b == 5 || (b == 6 && p % 2 == 0) ? logits[p].mat() : attnres::const_matrix_view<float>{}});
         const auto mode = b == 2 || b == 3 ? ops::grad_write::overwrite : ops::grad_write::accumulate;
-        if (b % 2 == 0 && b < 6)
+        if (b % 2 == 0 && b < 6) {
           ops::depth_attention_backward(backend::reference{}, src_span<float>(src), pts, dviews, mode);
-        else
+        } else {
+          const index_t default_bytes = ops::cpu_detail::backward_dh_bytes;
+          if (b != 7) ops::cpu_detail::backward_dh_bytes = S * D * index_t(sizeof(float)) * 8;
           ops::depth_attention_backward(backend::cpu{}, src_span<float>(src), pts, dviews, mode);
+          ops::cpu_detail::backward_dh_bytes = default_bytes;
+        }
       }
       for (index_t j = 0; j < n; ++j) {
         REQUIRE_CLOSE(dsrc[0][j].data(), dsrc[1][j].data(), M * D, 1e-4, 10 * atol);
@@ -267,6 +273,7 @@ TEST_CASE("depth attention: cpu equals reference on awkward sizes", "[ops][depth
         REQUIRE_CLOSE(dsrc[4][j].data(), dsrc[3][j].data(), M * D, 1e-4, 10 * atol);
         REQUIRE_CLOSE(dsrc[0][j].data(), dsrc[5][j].data(), M * D, 1e-4, 10 * atol);
         REQUIRE_CLOSE(dsrc[0][j].data(), dsrc[6][j].data(), M * D, 1e-4, 10 * atol);
+        REQUIRE_CLOSE(dsrc[0][j].data(), dsrc[7][j].data(), M * D, 1e-4, 10 * atol);
       }
       // dw, dg: sums over M tokens and n sources of magnitude up to scale(): cancellation leaves
       // entries small against their terms, so the absolute tolerance follows the sources'

@@ -32,6 +32,10 @@ inline constexpr index_t prefetch_ahead = 4;
 // 2 tokens ahead: Block<8>'s Phase-1 backward in a model −15 … −22 %, its merges −9 … −17 %
 // (4 ahead gave half that, 1 as much; docs/performance.md).
 inline constexpr index_t stream_prefetch_ahead = 2;
+// The backward's dh rows of one span of tokens: 256 KiB, an eighth of a 2 MiB L2 (128 tokens for
+// S = 2 at D = 256; 32–256 measured alike in bench_depth_attention isa_ratio/backward). A
+// variable, not a constant, so the tests can make spans short at their small sizes.
+inline index_t backward_dh_bytes = index_t(256) << 10;
 template <class T>
 inline void prefetch_row(const T* row, index_t D) {
   constexpr index_t line = 64 / static_cast<index_t>(sizeof(T));
@@ -445,45 +449,51 @@ void depth_attention_backward(backend::cpu, std::span<const depth_source<T>> sou
       constexpr index_t tile = 8;
       std::vector<T> k_tile(static_cast<std::size_t>(S * tile));  // k_p(t), row p
       const T* v_tile[tile];
-      // Sources outer, all of the chunk's tokens inner: each pass streams one source's rows, its
+      // Sources outer, a span of tokens inner: each pass streams one source's rows, its
       // gradient's and the S dh rows, consecutive in memory. Tokens outer (each source row read
       // once, the dh rows kept in L1) jumps between 2n + S streams at every row and measured
       // 2–2.6× slower at M = 2048; so did tiles of 4–64 tokens (bench_depth_attention,
-      // docs/performance.md). The hardware prefetcher alone still left the loop waiting on v and
-      // dv; the rows of token t + 2 are requested while token t is worked on.
-      for (index_t j = 0; j < n; ++j) {
-        for (index_t t0 = begin; t0 < end; t0 += tile) {
-          const index_t nt = std::min(tile, end - t0);
-          for (index_t t = t0; t < t0 + nt; ++t) {
-            if (const index_t ahead = t + cpu_detail::stream_prefetch_ahead; ahead < end) {
-              cpu_detail::prefetch_row(sources[j].value.row(ahead), D);
-              cpu_detail::prefetch_row(dsources[j].row(ahead), D);
-              for (index_t p = 0; p < S; ++p) cpu_detail::prefetch_row(points[p].dh.row(ahead), D);
+      // docs/performance.md). The span is short enough for its S dh rows to stay in L2 while
+      // the n sources pass over them (read from memory once, not n times): −0.35 … −0.48 % of
+      // Block<8>'s step on a Xeon with 2 MiB of L2 per core. The hardware prefetcher alone left the
+      // loop waiting on v and dv; the rows of token t + 2 are requested while token t is worked on.
+      const index_t span = std::max(tile, cpu_detail::backward_dh_bytes / (S * D * index_t(sizeof(T))) / tile * tile);
+      for (index_t s0 = begin; s0 < end; s0 += span) {
+        const index_t s1 = std::min(end, s0 + span);
+        for (index_t j = 0; j < n; ++j) {
+          for (index_t t0 = s0; t0 < s1; t0 += tile) {
+            const index_t nt = std::min(tile, s1 - t0);
+            for (index_t t = t0; t < t0 + nt; ++t) {
+              if (const index_t ahead = t + cpu_detail::stream_prefetch_ahead; ahead < s1) {
+                cpu_detail::prefetch_row(sources[j].value.row(ahead), D);
+                cpu_detail::prefetch_row(dsources[j].row(ahead), D);
+                for (index_t p = 0; p < S; ++p) cpu_detail::prefetch_row(points[p].dh.row(ahead), D);
+              }
+              for (index_t p = 0; p < S; ++p) rows[p] = points[p].dh.row(t);
+              const T* v = sources[j].value.row(t);
+              const T rinv = sources[j].inv_rms[t];
+              // dh_p·v and (unless kept as logits) q_p·v, v read once
+              R::dots_with(v, rows.data(), n_dots, D, dots.data());
+              T proj = 0;  // Σ_p dS_p (u·q_p): the coefficient of u in the RMSNorm Jacobian term
+              for (index_t p = 0; p < S; ++p) {
+                a[p] = points[p].alpha(j, t);
+                const T ds = a[p] * (dots[p] - points[p].c[t]);  // dS_pj
+                proj += ds * (recompute[p] < 0 ? points[p].logits(j, t) : dots[recompute[p]] * rinv);  // u·q_p = s_pj
+                k[p] = ds * rinv;
+                k_tile[static_cast<std::size_t>(p * tile + (t - t0))] = k[p];
+              }
+              v_tile[t - t0] = v;
+              // dv_j += Σ_p (α_pj G_p + dS_pj/r_j · q_p) − u_j (u_j·p)/(D r_j)
+              const T kv = -proj * rinv * rinv / T(D);
+              if (overwrite)
+                R::template row_update<true>(S, dh_rows, q_rows.data(), a.data(), k.data(), kv, v, dsources[j].row(t), D);
+              else
+                R::template row_update<false>(S, dh_rows, q_rows.data(), a.data(), k.data(), kv, v, dsources[j].row(t), D);
             }
-            for (index_t p = 0; p < S; ++p) rows[p] = points[p].dh.row(t);
-            const T* v = sources[j].value.row(t);
-            const T rinv = sources[j].inv_rms[t];
-            // dh_p·v and (unless kept as logits) q_p·v, v read once
-            R::dots_with(v, rows.data(), n_dots, D, dots.data());
-            T proj = 0;  // Σ_p dS_p (u·q_p): the coefficient of u in the RMSNorm Jacobian term
-            for (index_t p = 0; p < S; ++p) {
-              a[p] = points[p].alpha(j, t);
-              const T ds = a[p] * (dots[p] - points[p].c[t]);  // dS_pj
-              proj += ds * (recompute[p] < 0 ? points[p].logits(j, t) : dots[recompute[p]] * rinv);  // u·q_p = s_pj
-              k[p] = ds * rinv;
-              k_tile[static_cast<std::size_t>(p * tile + (t - t0))] = k[p];
-            }
-            v_tile[t - t0] = v;
-            // dv_j += Σ_p (α_pj G_p + dS_pj/r_j · q_p) − u_j (u_j·p)/(D r_j)
-            const T kv = -proj * rinv * rinv / T(D);
-            if (overwrite)
-              R::template row_update<true>(S, dh_rows, q_rows.data(), a.data(), k.data(), kv, v, dsources[j].row(t), D);
-            else
-              R::template row_update<false>(S, dh_rows, q_rows.data(), a.data(), k.data(), kv, v, dsources[j].row(t), D);
+            // a_p += Σ_t dS_pj/r_j · v_j over the tile (its rows were just read: in L1)
+            for (index_t p = 0; p < S; ++p)
+              R::add_weighted_sum(v_tile, k_tile.data() + p * tile, nt, D, acc_base + chunk * slot + p * D);
           }
-          // a_p += Σ_t dS_pj/r_j · v_j over the tile (its rows were just read: in L1)
-          for (index_t p = 0; p < S; ++p)
-            R::add_weighted_sum(v_tile, k_tile.data() + p * tile, nt, D, acc_base + chunk * slot + p * D);
         }
       }
     });
