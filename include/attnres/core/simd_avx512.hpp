@@ -13,6 +13,8 @@
 
 #include <immintrin.h>
 
+#include <utility>
+
 #define ATTNRES_AVX512 __attribute__((target("avx512f")))
 
 namespace attnres::simd::avx512 {
@@ -101,24 +103,18 @@ ATTNRES_AVX512 inline void weighted_rows(const float* const* x, const float* w, 
 }
 
 // weighted_rows for r = 1 .. 12 rows (r > 12 takes 12): 12 broadcast weights, two accumulators
-// and a load fit the 32 registers, so the backward's row update (2S + 1 rows) is one pass up to S = 5.
+// and a load fit the 32 registers, so the backward's row update (2S + 1 rows) is one pass up to
+// S = 5. The fold picks the instantiation K + 1 == r of the compile-time kernels.
 inline constexpr index_t max_rows_per_pass = 12;
+template <bool Accumulate, int... K>
+ATTNRES_AVX512 inline void weighted_rows_n(index_t r, const float* const* x, const float* w, index_t n, float* out,
+                                           std::integer_sequence<int, K...>) {
+  const index_t rows = r < max_rows_per_pass ? r : max_rows_per_pass;
+  (void)((rows == K + 1 && (weighted_rows<K + 1, Accumulate>(x, w, n, out), true)) || ...);
+}
 template <bool Accumulate>
 ATTNRES_AVX512 inline void weighted_rows_n(index_t r, const float* const* x, const float* w, index_t n, float* out) {
-  switch (r) {
-    case 1: return weighted_rows<1, Accumulate>(x, w, n, out);
-    case 2: return weighted_rows<2, Accumulate>(x, w, n, out);
-    case 3: return weighted_rows<3, Accumulate>(x, w, n, out);
-    case 4: return weighted_rows<4, Accumulate>(x, w, n, out);
-    case 5: return weighted_rows<5, Accumulate>(x, w, n, out);
-    case 6: return weighted_rows<6, Accumulate>(x, w, n, out);
-    case 7: return weighted_rows<7, Accumulate>(x, w, n, out);
-    case 8: return weighted_rows<8, Accumulate>(x, w, n, out);
-    case 9: return weighted_rows<9, Accumulate>(x, w, n, out);
-    case 10: return weighted_rows<10, Accumulate>(x, w, n, out);
-    case 11: return weighted_rows<11, Accumulate>(x, w, n, out);
-    default: return weighted_rows<12, Accumulate>(x, w, n, out);
-  }
+  weighted_rows_n<Accumulate>(r, x, w, n, out, std::make_integer_sequence<int, max_rows_per_pass>{});
 }
 }  // namespace detail
 
