@@ -78,3 +78,61 @@ TEMPLATE_TEST_CASE("cpu policies equal the reference, forward and backward", "[r
   CAPTURE(D, M);
   cpu_matches_reference<TestType>(8, D, M, 31);
 }
+
+namespace {
+// Makes Block policies created in its lifetime group G blocks per backward pass
+// (residual/block_attn_res.hpp), and restores the default after.
+struct backward_group_scope {
+  int saved = attnres::detail::block_backward_group;
+  explicit backward_group_scope(int g) { attnres::detail::block_backward_group = g; }
+  ~backward_group_scope() { attnres::detail::block_backward_group = saved; }
+  backward_group_scope(const backward_group_scope&) = delete;
+  backward_group_scope& operator=(const backward_group_scope&) = delete;
+};
+}  // namespace
+
+// The batched Phase-1 backward may go by groups of any size (1 = one pass per block over all
+// lower block sums; N + 1 is clamped to N): the order of the terms changes, the sum does not.
+TEMPLATE_TEST_CASE("Block's backward gradients do not depend on how many blocks a pass groups",
+                   "[residual][gradient][cpu]", BlockAttnRes<2>, BlockAttnRes<3>, BlockAttnRes<5>, BlockAttnRes<8>) {
+  constexpr int N = TestType::blocks;
+  const int L = N == 3 ? 15 : N == 5 ? 10 : 16;  // S = 8, 5, 2, 2
+  const auto M = GENERATE(attnres::index_t(1), attnres::index_t(37));
+  CAPTURE(M);
+  auto run = [&](int g) {
+    backward_group_scope scope(g);
+    auto s = make_stack<TestType, double, attnres::backend::cpu>(L, 9, M, 41);
+    s.forward();
+    s.backward();
+    return s;
+  };
+  const auto one = run(1);
+  for (int g = 2; g <= N + 1; ++g) {
+    CAPTURE(g);
+    const auto s = run(g);
+    REQUIRE_CLOSE(one.dx0.data(), s.dx0.data(), one.dx0.size(), 1e-12, 1e-14);
+    for (int l = 0; l < L; ++l) REQUIRE_CLOSE(one.dv[l].data(), s.dv[l].data(), one.dv[l].size(), 1e-12, 1e-14);
+    REQUIRE_CLOSE(one.grads.query.data(), s.grads.query.data(), one.grads.query.size(), 1e-12, 1e-14);
+    REQUIRE_CLOSE(one.grads.key_gain.data(), s.grads.key_gain.data(), one.grads.key_gain.size(), 1e-12, 1e-14);
+  }
+}
+
+TEST_CASE("Block's backward groups blocks in pairs where that saves memory traffic", "[residual][contract]") {
+  const attnres::residual_config cfg{.n_sublayers = 16, .d_model = 8};
+  CHECK(BlockAttnRes<8>::with<float>(cfg).backward_group() == 2);  // S = 2
+  CHECK(BlockAttnRes<4>::with<float>(cfg).backward_group() == 1);  // S = 4
+  CHECK(BlockAttnRes<16>::with<float>(cfg).backward_group() == 2);
+  backward_group_scope scope(5);
+  CHECK(BlockAttnRes<4>::with<float>(cfg).backward_group() == 4);  // at most N
+}
+
+// Groups of 3 over 5 blocks ([3..5], [1..2]: the lowest group is smaller) and of 4 over 6, against
+// central differences.
+TEST_CASE("Block's backward in uneven groups matches central differences", "[residual][gradient]") {
+  {
+    backward_group_scope scope(3);
+    gradient_check<BlockAttnRes<5>>(10, 4, 3, 22);
+  }
+  backward_group_scope scope(4);
+  gradient_check<BlockAttnRes<6>>(6, 5, 4, 23);
+}

@@ -16,7 +16,12 @@
 // pass instead: fewer operations when the sources are in cache.
 // Backward mirrors it: each gather point back-propagates into the partial sum at once (the
 // sublayers of its own block need that next), while the completed-block terms of all S points
-// are deferred to the block's first sublayer and done in one batched pass.
+// are deferred to the block's first sublayer and done in batched passes over the block sums.
+// Those passes go by groups of G consecutive blocks (from the top): a block's pass does only
+// the source the next block down needs complete, b_{n-1}, for the group's points seen so far;
+// the group's lowest block does b_0 .. b_{lo-1} for all the group's points at once. Each pass
+// streams its block sums and their gradients through memory, so a group of G blocks reads
+// the lower block sums once instead of G times (G = 1: one pass per block over all b_j<n).
 
 #include <attnres/core/backend.hpp>
 #include <attnres/ops/depth_attention.hpp>
@@ -24,6 +29,7 @@
 #include <attnres/residual/call_sequence.hpp>
 #include <attnres/residual/residual_policy.hpp>
 
+#include <algorithm>
 #include <array>
 #include <span>
 #include <string>
@@ -32,6 +38,17 @@
 #include <vector>
 
 namespace attnres {
+
+namespace detail {
+// Blocks per backward group G (see the top of the file), read when a policy is made; 0 chooses
+// G = 2 when N ≥ 2S, else 1. A group of 2 saves about 3n − 3 − S rows of memory traffic per
+// token at block n (the lower block sums and their gradients, read once instead of twice,
+// against S more dh rows kept), and keeps S more dh streams: Block<8> of 16 sublayers, S = 2,
+// moves 86 instead of 125 rows per token (bench_overhead, Zen 5, AVX-512 GEMMs: −0.9 % of a
+// training step); Block<4> of 16, S = 4, would save 4 of 47 (measured: no change). G = 4
+// saves a few rows more and measured no better. A variable, so tests can try every G.
+inline int block_backward_group = 0;
+}  // namespace detail
 
 template <int N>
 struct BlockAttnRes {
@@ -79,10 +96,10 @@ class BlockAttnRes<N>::with {
     // Backward state.
     std::vector<tensor_t> dblock;         // N+1 × (M,D)  ∂ℒ/∂b_j
     tensor_t dpartial;                    // (M,D)  running ∂ℒ/∂v for the current block
-    std::vector<tensor_t> dh_block;       // S × (M,D)  upstream gradients of the current block
-    std::vector<tensor_t> c_block;        // S × (M)    dh·h of the current block's points
+    std::vector<tensor_t> dh_block;       // G·S × (M,D)  upstream gradients of the current group's points
+    std::vector<tensor_t> c_block;        // G·S × (M)    dh·h of the current group's points
     tensor_t c_out;                        // (M)        dh·h of the output
-    tensor_t dh_out;                       // (M,D)      the output's dh, kept for the last block's batched pass
+    tensor_t dh_out;                       // (M,D)      the output's dh, kept for the top group's batched passes
     // Argument lists of the ops, reused so that a call allocates nothing (decode runs them
     // once per token).
     // N+1 views of b_0..b_N, set by begin(). Only the completed blocks b_0..b_{n-1} are read, so
@@ -107,11 +124,13 @@ class BlockAttnRes<N>::with {
                           " sublayers (L must be a multiple of N; L counts attention and MLP sublayers, 2 per "
                           "transformer layer)");
     S_ = cfg_.n_sublayers / N;
+    G_ = detail::block_backward_group > 0 ? std::min(detail::block_backward_group, N) : N >= 2 * S_ ? 2 : 1;
   }
 
   const residual_config& config() const { return cfg_; }
   int n_sublayers() const { return cfg_.n_sublayers; }
   int block_size() const { return S_; }
+  int backward_group() const { return G_; }  // blocks per batched backward group (detail::block_backward_group)
   Params init_params() const { return detail::make_attn_res_params<T, space>(cfg_); }
   Grads zero_grads() const { return detail::make_attn_res_grads<T, space>(cfg_); }
 
@@ -237,9 +256,9 @@ class BlockAttnRes<N>::with {
       if (d.rows() != M) d = tensor_t({M, D});
     if (c.dpartial.rows() != M) c.dpartial = tensor_t({M, D});
     if (c.dh_out.rows() != M) c.dh_out = tensor_t({M, D});
-    c.dh_block.resize(S_);
-    c.c_block.resize(S_);
-    for (int p = 0; p < S_; ++p) {
+    c.dh_block.resize(static_cast<std::size_t>(G_ * S_));
+    c.c_block.resize(c.dh_block.size());
+    for (std::size_t p = 0; p < c.dh_block.size(); ++p) {
       if (c.dh_block[p].rows() != M) c.dh_block[p] = tensor_t({M, D});
       if (c.c_block[p].size() != M) c.c_block[p] = tensor_t({M});
     }
@@ -266,42 +285,53 @@ class BlockAttnRes<N>::with {
     }
     const int i = (l - 1) % S_;
     const int n = (l - 1) / S_ + 1;  // completed blocks b_0..b_{n-1} are this block's inter sources
-    // kept for the block's batched Phase-1 backward; already there if the caller wrote it into
+    const std::size_t k = slot(n, i);
+    // kept for a batched Phase-1 backward; already there if the caller wrote it into
     // gradient_buffer(c, l)
-    keep_upstream(dh, c.dh_block[i]);
-    ops::row_dots(Backend{}, dh, c.h[l - 1].get(label(), l), c.c_block[i].data());
+    keep_upstream(dh, c.dh_block[k]);
+    ops::row_dots(Backend{}, dh, c.h[l - 1].get(label(), l), c.c_block[k].data());
     if (i > 0) {  // Phase 2 backward: the partial source, needed next by this block's sublayers
       const ops::depth_source<T, space> part{c.partial_at[l - 1].mat(), c.partial_at_inv_rms[l - 1].data()};
       const auto a = c.alpha[l - 1].mat().middle_rows(n, 1);
-      c.points.assign(1, query_grad(p, g, c, l, a, c.c_block[i].data(), dh));
+      c.points.assign(1, query_grad(p, g, c, l, a, c.c_block[k].data(), dh));
       const view_t dpart = c.dpartial.mat();
       ops::depth_attention_backward(Backend{}, std::span<const ops::depth_source<T, space>>(&part, 1),
                                     std::span<const ops::depth_query_grad<T, space>>(c.points),
                                     std::span<const view_t>(&dpart, 1));
-    } else {  // Phase 1 backward: all S points of the block over the completed blocks, one pass
-      c.points.clear();
-      for (int q = 0; q < S_; ++q) {
-        const auto a = c.alpha[l - 1 + q].mat().middle_rows(0, n);
-        c.points.push_back(query_grad(p, g, c, l + q, a, c.c_block[q].data(), c.dh_block[q].mat()));
-        c.points.back().logits = logits_of(c, l + q).middle_rows(0, n);  // Phase 1's, kept
-      }
-      // The last block's pass also carries the output's terms for b_0..b_{N-1}, and is the
-      // first to reach those gradients: written, not added.
-      const bool last = n == N;
-      if (last)
-        c.points.push_back(query_grad(p, g, c, L + 1, c.alpha[L].mat().middle_rows(0, N), c.c_out.data(), c.dh_out.mat()));
-      ops::depth_attention_backward(Backend{}, completed_sources(c, n), std::span<const ops::depth_query_grad<T, space>>(c.points),
-                                    dblock_views(c, n), last ? ops::grad_write::overwrite : ops::grad_write::accumulate);
+      return;
     }
+    // Phase 1 backward, batched: the completed-block terms of the points of blocks n .. hi of
+    // this block's group (see the top of the file). Above the group's lowest block only b_{n-1}
+    // is due (block n-1's sublayers need its gradient next); the lowest does b_0 .. b_{lo-1}.
+    const int hi = group_top(n), lo = std::max(1, hi - G_ + 1);
+    const int j0 = n > lo ? n - 1 : 0;
+    const index_t count = n - j0;
+    c.points.clear();
+    for (int m = n; m <= hi; ++m)
+      for (int q = 0; q < S_; ++q) {
+        const int lq = (m - 1) * S_ + 1 + q;
+        const auto a = c.alpha[lq - 1].mat().middle_rows(j0, count);
+        const std::size_t kq = slot(m, q);
+        c.points.push_back(query_grad(p, g, c, lq, a, c.c_block[kq].data(), c.dh_block[kq].mat()));
+        c.points.back().logits = logits_of(c, lq).middle_rows(j0, count);  // Phase 1's, kept
+      }
+    // The top group's passes also carry the output's terms for b_0..b_{N-1} (its b_N term was
+    // done on its own), and are the first to reach those gradients: written, not added.
+    const bool top = hi == N;
+    if (top)
+      c.points.push_back(query_grad(p, g, c, L + 1, c.alpha[L].mat().middle_rows(j0, count), c.c_out.data(), c.dh_out.mat()));
+    ops::depth_attention_backward(Backend{}, completed_sources(c).subspan(static_cast<std::size_t>(j0), static_cast<std::size_t>(count)),
+                                  std::span<const ops::depth_query_grad<T, space>>(c.points), dblock_views(c, j0, n),
+                                  top ? ops::grad_write::overwrite : ops::grad_write::accumulate);
   }
 
   // Where a caller may write dh_l before gather_backward(l) (after begin_backward): the slot
   // a later batched backward reads (the block's Phase-1 pass; the last block's, for the
   // output's), so that it needs no copy of dh_l.
   tensor_t* gradient_buffer(Cache& c, int l) const {
-    if (l < 1 || l > cfg_.n_sublayers + 1 || c.dh_block.size() != static_cast<std::size_t>(S_)) return nullptr;
+    if (l < 1 || l > cfg_.n_sublayers + 1 || c.dh_block.size() != static_cast<std::size_t>(G_ * S_)) return nullptr;
     if (l == cfg_.n_sublayers + 1) return &c.dh_out;
-    return &c.dh_block[static_cast<std::size_t>((l - 1) % S_)];
+    return &c.dh_block[slot((l - 1) / S_ + 1, (l - 1) % S_)];
   }
 
   // ∂ℒ/∂v_l: the gradient of the block sum v_l belongs to, plus the partial-sum gradients of
@@ -402,14 +432,21 @@ class BlockAttnRes<N>::with {
     if (dh.data != slot.data() || dh.stride != slot.cols()) copy(dh, slot.mat());
   }
 
-  static std::span<const view_t> dblock_views(Cache& c, int n) {
+  static std::span<const view_t> dblock_views(Cache& c, int j0, int j1) {
     c.dsources.clear();
-    for (int j = 0; j < n; ++j) c.dsources.push_back(c.dblock[j].mat());
+    for (int j = j0; j < j1; ++j) c.dsources.push_back(c.dblock[j].mat());
     return c.dsources;
   }
 
+  // Backward groups are counted from the top: blocks N-G+1 .. N, then the G below, … (the
+  // lowest group may be smaller). group_top(n) is the highest block of block n's group.
+  int group_top(int n) const { return N - (N - n) / G_ * G_; }
+  // The dh and c slot of the point at position i of block n: its place within the group.
+  std::size_t slot(int n, int i) const { return static_cast<std::size_t>((group_top(n) - n) * S_ + i); }
+
   residual_config cfg_;
   int S_ = 1;
+  int G_ = 1;  // blocks per backward group
 };
 
 }  // namespace attnres
