@@ -311,7 +311,7 @@ TEST_CASE("causal attention: outputs before position t do not see k, v at t", "[
 
 TEST_CASE("attention_decode equals the last row of the causal forward", "[ops][attention][decode][invariant]") {
   const auto Dh = GENERATE(index_t(6), index_t(34));
-  const index_t batch = 2, seq = 7, H = 3, T_max = seq + 2;
+  const index_t batch = 2, seq = 19, H = 3, T_max = seq + 2;  // n = 1 … 19: past 4 keys and 8 values per pass
   CAPTURE(Dh);
   const attn_problem<float> pb(batch, seq, H, Dh, 900 + Dh, /*fused=*/true);
   const index_t HD = pb.HD();

@@ -1,7 +1,8 @@
 #pragma once
 // KV-cache decoding, cpu path: one task per (sequence, head), in parallel over batch·H; each
-// task is n vectorised dot products (xsimd) and n vectorised axpys. One query row is too thin
-// for a GEMM to pay off. Tested equal to the reference and to the last row of the full causal
+// task is n dot products (4 keys per read of the query), a vectorised softmax and one weighted
+// sum of the n value rows (8 rows per pass over the output), xsimd throughout. One query row is
+// too thin for a GEMM to pay off. Tested equal to the reference and to the last row of the full causal
 // forward (tests/ops/test_attention_ops.cpp).
 
 #include <attnres/core/backend.hpp>
@@ -23,20 +24,24 @@ void attention_decode(backend::cpu, no_deduce<const_matrix_view<T>> q /*(B, H·D
   const index_t HD = q.cols;
   const T scale = T(1) / std::sqrt(T(Dh));
   parallel_chunks(q.rows * H, 1, [&](index_t, index_t begin, index_t end) {
-    std::vector<T> p(static_cast<std::size_t>(n));  // (n) scores, then weights
+    // this worker's scratch, grown only: a step allocates nothing once warm
+    thread_local std::vector<T> p;            // (n) scores, then weights; room for the softmax's padding
+    thread_local std::vector<const T*> rows;  // (n) the head's key rows, then its value rows
+    p.resize(static_cast<std::size_t>(simd::padded<T>(n)));
+    rows.resize(static_cast<std::size_t>(n));
     for (index_t task = begin; task < end; ++task) {
       const index_t b = task / H, c0 = (task % H) * Dh;
       const T* qh = q.row(b) + c0;                       // (Dh)
       const T* kh = k_cache + b * T_max * HD + c0;       // (n, Dh) with row stride H·Dh
       const T* vh = v_cache + b * T_max * HD + c0;       // (n, Dh) with row stride H·Dh
-      T* oh = out.row(b) + c0;                           // (Dh)
-      for (index_t j = 0; j < n; ++j) p[j] = simd::dot(qh, kh + j * HD, Dh);
-      // softmax(scale·s) = exp(scale·(s − max s)) / Σ: the max shift keeps exp from overflowing
-      const T m = *std::max_element(p.begin(), p.end());
-      T z = 0;
-      for (index_t j = 0; j < n; ++j) z += p[j] = std::exp((p[j] - m) * scale);
-      simd::scale_to(p[0] / z, vh, oh, Dh);
-      for (index_t j = 1; j < n; ++j) simd::axpy(p[j] / z, vh + j * HD, oh, Dh);
+      // s_j = scale·(q·k_j), the query read once per 4 keys
+      for (index_t j = 0; j < n; ++j) rows[j] = kh + j * HD;
+      simd::dots_with(qh, rows.data(), n, Dh, p.data());
+      for (index_t j = 0; j < n; ++j) p[j] *= scale;
+      simd::softmax_padded(p.data(), n);  // shifted by the max inside: e^x cannot overflow
+      // out = Σ_j p_j v_j, the output row read and written once per 8 values
+      for (index_t j = 0; j < n; ++j) rows[j] = vh + j * HD;
+      simd::weighted_sum(rows.data(), p.data(), n, Dh, out.row(b) + c0);
     }
   });
 }
