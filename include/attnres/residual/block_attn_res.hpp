@@ -45,7 +45,7 @@ namespace detail {
 // token at block n (the lower block sums and their gradients, read once instead of twice,
 // against S more dh rows kept), and keeps S more dh streams: Block<8> of 16 sublayers, S = 2,
 // moves 86 instead of 125 rows per token (bench_overhead, Zen 5, AVX-512 GEMMs: −0.9 % of a
-// training step); Block<4> of 16, S = 4, would save 4 of 47 (measured: no change). G = 4
+// training step); Block<4> of 16, S = 4, would save 3 of 47 (measured: no change). G = 4
 // saves a few rows more and measured no better. A variable, so tests can try every G.
 inline int block_backward_group = 0;
 }  // namespace detail
