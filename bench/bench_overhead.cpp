@@ -11,6 +11,10 @@
 //   train/<policy>    training steps: zero_grad, forward + backward, clip, AdamW
 //                     (DESIGN.md's default model, batch 8 × 256); k = 3, 1 warm-up step
 //   decode/<policy>   KV-cache decode steps, batch 1, positions 64 .. 191; k = 64, 8 warm-up
+//   groups/block8     training steps of Block<8> with one batched backward pass per block
+//                     against its default pairs of blocks (residual/block_attn_res.hpp): here
+//                     the first side is the one-pass Block<8>, not Sum, so policy_pct < 0 is what
+//                     the pairs save
 //
 // Counters: overhead_pct = 100·(median over rounds of t_policy / t_sum − 1), q25_pct and q75_pct
 // the quartiles of the same ratios, rounds = how many rounds were timed. policy_pct (and its
@@ -23,6 +27,7 @@
 //
 //   OMP_NUM_THREADS=2 build/release/bench/bench_overhead --benchmark_filter=train
 //   OMP_NUM_THREADS=1 build/release/bench/bench_overhead --benchmark_filter=decode
+//   OMP_NUM_THREADS=2 build/release/bench/bench_overhead --benchmark_filter=groups
 
 #include <attnres/attnres.hpp>
 
@@ -240,6 +245,20 @@ void overhead(benchmark::State& s) {
   interleave(s, sa, sb, Warm, K);
 }
 
+// Block<8> made with one backward pass per block against Block<8> made with the default
+// grouping (pairs for N ≥ 2S); the policy reads detail::block_backward_group when it is made.
+void backward_groups(benchmark::State& s) {
+  const int saved = detail::block_backward_group;
+  detail::block_backward_group = 1;
+  trainer<BlockAttnRes<8>> one_pass;
+  detail::block_backward_group = 0;
+  trainer<BlockAttnRes<8>> pairs;
+  detail::block_backward_group = saved;
+  auto sa = [&] { return one_pass.step(); };
+  auto sb = [&] { return pairs.step(); };
+  interleave(s, sa, sb, 1, 3);
+}
+
 template <class Residual>
 void register_policy(const std::string& label) {
   benchmark::RegisterBenchmark(("train/" + label).c_str(), overhead<trainer, 1, 3, Residual>)
@@ -260,6 +279,7 @@ int main(int argc, char** argv) {
   register_policy<BlockAttnRes<4>>("block4");
   register_policy<BlockAttnRes<8>>("block8");
   register_policy<FullAttnRes>("full");
+  benchmark::RegisterBenchmark("groups/block8", backward_groups)->Unit(benchmark::kMillisecond)->UseManualTime()->MinTime(8);
   benchmark::AddCustomContext("blas", blas_description());
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
