@@ -390,9 +390,8 @@ class BlockAttnRes<N>::with {
     c.block_pending = false;
   }
 
-  std::span<const ops::depth_source<T, space>> completed_sources(Cache& c, int n = -1) const {
-    if (n < 0) n = c.completed;
-    return std::span<const ops::depth_source<T, space>>(c.block_sources).first(static_cast<std::size_t>(n));
+  std::span<const ops::depth_source<T, space>> completed_sources(Cache& c) const {
+    return std::span<const ops::depth_source<T, space>>(c.block_sources).first(static_cast<std::size_t>(c.completed));
   }
 
   // Phase-1 statistics of gather point l (position i of its block). The block's first point

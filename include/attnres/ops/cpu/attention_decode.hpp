@@ -10,7 +10,6 @@
 #include <attnres/core/simd.hpp>
 #include <attnres/ops/reference/attention_decode.hpp>
 
-#include <algorithm>
 #include <cmath>
 #include <vector>
 
