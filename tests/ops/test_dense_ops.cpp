@@ -17,6 +17,7 @@
 #include <attnres/testing/gradient_check.hpp>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstdint>
 #include <type_traits>
@@ -194,6 +195,60 @@ TEST_CASE("linear: matrix-vector and GEMM paths on sizes that split over threads
   // M ≤ 4 takes the per-row matrix-vector path (parallel over blocks of W), larger M the GEMM.
   const auto M = GENERATE(index_t(2), index_t(4), index_t(5), index_t(64));
   linear_cpu_matches_reference(M, 129, 513);
+}
+
+namespace {
+// linear_forward_shared_input on the cpu against one reference linear_forward per target: three
+// targets of N = 1, 33 and 257 rows read one x, so the threads' split of their 291 rows falls
+// inside a target (and, at M ≤ 4, at different points for different K).
+template <std::size_t J>
+void shared_input_matches_reference(index_t M, index_t K, const std::array<index_t, J>& N) {
+  CAPTURE(M, K, J);
+  attnres::rng gen(static_cast<std::uint64_t>(300 + M * 1000 + K * 10 + J));
+  const strided<float> x(M, K, gen);
+  std::vector<strided<float>> W, y_ref, y_cpu;
+  for (std::size_t j = 0; j < J; ++j) {
+    W.emplace_back(N[j], K, gen);
+    y_ref.emplace_back(M, N[j]);
+    y_cpu.emplace_back(M, N[j]);
+    ops::linear_forward(backend::reference{}, x.cv(), W[j].cv(), y_ref[j].v());
+  }
+  std::array<ops::linear_target<float>, J> targets;
+  for (std::size_t j = 0; j < J; ++j) targets[j] = {W[j].cv(), y_cpu[j].v()};
+  ops::linear_forward_shared_input(backend::cpu{}, x.cv(), targets);
+  for (std::size_t j = 0; j < J; ++j) {
+    if (K == 0) {  // empty sums: every output is exactly 0, the padding untouched
+      REQUIRE(y_cpu[j].padding_intact());
+      REQUIRE(y_cpu[j].dense() == std::vector<float>(static_cast<std::size_t>(M * N[j]), 0.0f));
+    } else {
+      require_close(y_ref[j], y_cpu[j], 1e-5, 2e-6 * static_cast<double>(K));
+    }
+  }
+  // the reference overload (one linear_forward per target) gives the reference's numbers
+  for (std::size_t j = 0; j < J; ++j) targets[j].y = y_cpu[j].v();
+  ops::linear_forward_shared_input(backend::reference{}, x.cv(), targets);
+  for (std::size_t j = 0; j < J; ++j) REQUIRE(y_cpu[j].dense() == y_ref[j].dense());
+}
+}  // namespace
+
+TEST_CASE("linear_forward_shared_input: cpu equals one reference linear_forward per target", "[ops][linear][cpu]") {
+  // M ≤ 4: one parallel region over all targets' rows; M = 5, 37: a GEMM per target.
+  const auto M = GENERATE(index_t(1), index_t(3), index_t(4), index_t(5), index_t(37));
+  const auto K = GENERATE(index_t(0), index_t(1), index_t(7), index_t(129));
+  shared_input_matches_reference<3>(M, K, {1, 33, 257});
+  shared_input_matches_reference<2>(M, K, {257, 19});
+  shared_input_matches_reference<1>(M, K, {513});
+}
+
+TEST_CASE("linear_forward_shared_input: a target of the wrong shape is named", "[ops][linear][error]") {
+  tensor<float> x({2, 4}), W1({5, 4}), y1({2, 5}), W2({3, 6}), y2({2, 3}), W3({3, 4}), y3({2, 4});
+  using target = ops::linear_target<float>;
+  CHECK_THROWS_CONTAINING(
+      ops::linear_forward_shared_input(backend::cpu{}, x.mat(), std::array{target{W1.mat(), y1.mat()}, target{W2.mat(), y2.mat()}}),
+      attnres::shape_error, contains("linear_forward: x is (2,4) but W is (3,6)"));
+  CHECK_THROWS_CONTAINING(
+      ops::linear_forward_shared_input(backend::cpu{}, x.mat(), std::array{target{W1.mat(), y1.mat()}, target{W3.mat(), y3.mat()}}),
+      attnres::shape_error, contains("y is (2,4) but x Wᵀ is (2,3)"));
 }
 
 TEST_CASE("linear: shape errors name the mismatch", "[ops][linear][error]") {

@@ -21,6 +21,7 @@
 #include <attnres/ops/rope.hpp>
 
 #include <algorithm>
+#include <array>
 #include <string>
 
 namespace attnres {
@@ -74,9 +75,7 @@ class causal_self_attention {
     c.seq = seq;
     for (tensor_t* t : {&c.q, &c.k, &c.v, &c.ctx}) detail::ensure_shape(*t, M, D_);
     if (c.probs.size() != batch * H_ * seq * seq) c.probs = tensor_t({batch, H_, seq, seq});
-    ops::linear_forward(Backend{}, x, p.wq.mat(), c.q.mat());
-    ops::linear_forward(Backend{}, x, p.wk.mat(), c.k.mat());
-    ops::linear_forward(Backend{}, x, p.wv.mat(), c.v.mat());
+    project_qkv(p, c, x);
     ops::rope_forward(Backend{}, c.q.mat(), seq, H_, 0, theta_);
     ops::rope_forward(Backend{}, c.k.mat(), seq, H_, 0, theta_);
     ops::causal_attention_forward(Backend{}, c.q.mat(), c.k.mat(), c.v.mat(), batch, seq, H_, c.ctx.mat(),
@@ -107,9 +106,7 @@ class causal_self_attention {
     expects<usage_error>(pos < T_max, "attention: position ", pos, " is beyond the KV cache (", T_max,
                          " positions)");
     for (tensor_t* t : {&c.q, &c.k, &c.v, &c.ctx}) detail::ensure_shape(*t, batch, D_);
-    ops::linear_forward(Backend{}, x, p.wq.mat(), c.q.mat());
-    ops::linear_forward(Backend{}, x, p.wk.mat(), c.k.mat());
-    ops::linear_forward(Backend{}, x, p.wv.mat(), c.v.mat());
+    project_qkv(p, c, x);
     ops::rope_forward(Backend{}, c.q.mat(), 1, H_, pos, theta_);
     ops::rope_forward(Backend{}, c.k.mat(), 1, H_, pos, theta_);
     // row b of k, v → cache position (b, pos): one strided copy per tensor
@@ -117,6 +114,13 @@ class causal_self_attention {
     copy(c.v.mat(), view_t(kv.v.data() + pos * D_, batch, D_, T_max * D_));
     ops::attention_decode(Backend{}, c.q.mat(), kv.k.data(), kv.v.data(), pos + 1, T_max, H_, c.ctx.mat());
     ops::linear_forward(Backend{}, c.ctx.mat(), p.wo.mat(), y);
+  }
+
+  // q, k, v = x Wqᵀ, x Wkᵀ, x Wvᵀ: three layers reading one input, in one call
+  static void project_qkv(const Params& p, Cache& c, const_view_t x) {
+    using target = ops::linear_target<T, space>;
+    ops::linear_forward_shared_input(
+        Backend{}, x, std::array{target{p.wq.mat(), c.q.mat()}, target{p.wk.mat(), c.k.mat()}, target{p.wv.mat(), c.v.mat()}});
   }
 
   void list(const std::string& prefix, Params& p, Grads& g, param_list<T, space>& out) const {

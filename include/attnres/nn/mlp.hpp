@@ -11,6 +11,7 @@
 #include <attnres/ops/activation.hpp>
 #include <attnres/ops/linear.hpp>
 
+#include <array>
 #include <string>
 #include <string_view>
 
@@ -60,8 +61,9 @@ class SwiGLU::with {
     detail::ensure_shape(c.gate, M, F_);
     detail::ensure_shape(c.up, M, F_);
     detail::ensure_shape(c.act, M, F_);
-    ops::linear_forward(Backend{}, x, p.w_gate.mat(), c.gate.mat());
-    ops::linear_forward(Backend{}, x, p.w_up.mat(), c.up.mat());
+    using target = ops::linear_target<T, space>;  // gate and up read the same x: one call
+    ops::linear_forward_shared_input(Backend{}, x,
+                                     std::array{target{p.w_gate.mat(), c.gate.mat()}, target{p.w_up.mat(), c.up.mat()}});
     ops::swiglu_forward(Backend{}, c.gate.mat(), c.up.mat(), c.act.mat());
     ops::linear_forward(Backend{}, c.act.mat(), p.w_down.mat(), y);
   }

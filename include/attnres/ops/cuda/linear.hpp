@@ -47,6 +47,13 @@ void linear_forward(backend::cuda, no_deduce<const_matrix_view<T, device_space>>
                         "linear_forward");
 }
 
+// y_j = x W_jᵀ for each target j: one cuBLAS call each (the streams run them in order anyway)
+template <class T, std::size_t J>
+void linear_forward_shared_input(backend::cuda, no_deduce<const_matrix_view<T, device_space>> x /*(M,K)*/,
+                                 const std::array<linear_target<T, device_space>, J>& targets) {
+  for (const auto& t : targets) linear_forward<T>(backend::cuda{}, x, t.W, t.y);
+}
+
 template <class T>
 void linear_backward(backend::cuda, no_deduce<const_matrix_view<T, device_space>> x /*(M,K)*/,
                      no_deduce<const_matrix_view<T, device_space>> W /*(N,K)*/,

@@ -7,7 +7,17 @@
 #include <attnres/core/tensor.hpp>
 #include <attnres/ops/depth_attention_types.hpp>  // no_deduce
 
+#include <array>
+#include <cstddef>
+
 namespace attnres::ops {
+
+// One of several linear layers that read the same input: y = x Wᵀ (linear_forward_shared_input).
+template <class T, class Space = host_space>
+struct linear_target {
+  const_matrix_view<T, Space> W;  // (N,K)
+  matrix_view<T, Space> y;        // (M,N)
+};
 
 namespace linear_detail {
 // Shape checks shared by every backend.
@@ -44,6 +54,13 @@ void linear_forward(backend::reference, no_deduce<const_matrix_view<T>> x /*(M,K
       for (index_t k = 0; k < x.cols; ++k) s += x(i, k) * W(n, k);
       y(i, n) = s;
     }
+}
+
+// y_j = x W_jᵀ for each target j: one linear_forward per target
+template <class T, std::size_t J>
+void linear_forward_shared_input(backend::reference, no_deduce<const_matrix_view<T>> x /*(M,K)*/,
+                                 const std::array<linear_target<T>, J>& targets) {
+  for (const auto& t : targets) linear_forward<T>(backend::reference{}, x, t.W, t.y);
 }
 
 // dx[i,k] += Σ_n dy[i,n] W[n,k] ;  dW[n,k] += Σ_i dy[i,n] x[i,k]
