@@ -11,6 +11,7 @@
 
 #include <benchmark/benchmark.h>
 
+#include <array>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -66,6 +67,53 @@ void linear_forward_1row(benchmark::State& s) {
                                              benchmark::Counter::kIsRate);
   s.counters["GB/s"] = benchmark::Counter(4.0 * kD * kF * static_cast<double>(s.iterations()) / 1e9,
                                           benchmark::Counter::kIsRate);
+}
+
+// decode: the seven projections of each of 8 layers for one token (25.7 MB of weights, more than
+// the caches hold, as in a decode step), q, k, v and gate, up either in one call each
+// (linear_forward_shared_input: one parallel region) or one linear_forward per matrix. Compare
+// the two in one run: --benchmark_filter=decode_projections --benchmark_enable_random_interleaving=true
+struct decode_layer_weights {
+  tensor<T> wq, wk, wv, wo, w_gate, w_up, w_down;
+};
+template <bool Shared>
+void decode_projections(benchmark::State& s) {
+  constexpr index_t layers = 8;
+  std::vector<decode_layer_weights> w;
+  for (index_t l = 0; l < layers; ++l) {
+    const auto seed = static_cast<std::uint64_t>(10 * l);
+    w.push_back({random_tensor({kD, kD}, seed + 1, 0.05), random_tensor({kD, kD}, seed + 2, 0.05),
+                 random_tensor({kD, kD}, seed + 3, 0.05), random_tensor({kD, kD}, seed + 4, 0.05),
+                 random_tensor({kF, kD}, seed + 5, 0.05), random_tensor({kF, kD}, seed + 6, 0.05),
+                 random_tensor({kD, kF}, seed + 7, 0.05)});
+  }
+  auto x = random_tensor({1, kD}, 1);
+  tensor<T> q({1, kD}), k({1, kD}), v({1, kD}), gate({1, kF}), up({1, kF}), y({1, kD});
+  using target = ops::linear_target<T>;
+  for (auto _ : s)
+    for (auto& lw : w) {
+      if constexpr (Shared) {
+        ops::linear_forward_shared_input(backend::cpu{}, x.mat(),
+                                         std::array{target{lw.wq.mat(), q.mat()}, target{lw.wk.mat(), k.mat()},
+                                                    target{lw.wv.mat(), v.mat()}});
+      } else {
+        ops::linear_forward(backend::cpu{}, x.mat(), lw.wq.mat(), q.mat());
+        ops::linear_forward(backend::cpu{}, x.mat(), lw.wk.mat(), k.mat());
+        ops::linear_forward(backend::cpu{}, x.mat(), lw.wv.mat(), v.mat());
+      }
+      ops::linear_forward(backend::cpu{}, q.mat(), lw.wo.mat(), y.mat());
+      if constexpr (Shared) {
+        ops::linear_forward_shared_input(backend::cpu{}, y.mat(),
+                                         std::array{target{lw.w_gate.mat(), gate.mat()}, target{lw.w_up.mat(), up.mat()}});
+      } else {
+        ops::linear_forward(backend::cpu{}, y.mat(), lw.w_gate.mat(), gate.mat());
+        ops::linear_forward(backend::cpu{}, y.mat(), lw.w_up.mat(), up.mat());
+      }
+      ops::linear_forward(backend::cpu{}, up.mat(), lw.w_down.mat(), x.mat());
+    }
+  s.SetItemsProcessed(static_cast<std::int64_t>(s.iterations()));  // tokens
+  const double bytes = static_cast<double>(layers) * sizeof(T) * (4.0 * kD * kD + 3.0 * kD * kF);
+  s.counters["GB/s"] = benchmark::Counter(bytes * static_cast<double>(s.iterations()) / 1e9, benchmark::Counter::kIsRate);
 }
 
 // ---- norms ----
@@ -226,6 +274,12 @@ int main(int argc, char** argv) {
   ATTNRES_BENCH_OP(linear_forward)
   ATTNRES_BENCH_OP(linear_backward)
   ATTNRES_BENCH_OP(linear_forward_1row)
+  benchmark::RegisterBenchmark("decode_projections/separate", decode_projections<false>)
+      ->Unit(benchmark::kMicrosecond)
+      ->UseRealTime();
+  benchmark::RegisterBenchmark("decode_projections/shared", decode_projections<true>)
+      ->Unit(benchmark::kMicrosecond)
+      ->UseRealTime();
   ATTNRES_BENCH_OP(rms_norm_forward)
   ATTNRES_BENCH_OP(rms_norm_backward)
   ATTNRES_BENCH_OP(layer_norm_forward)
