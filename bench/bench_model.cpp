@@ -5,6 +5,9 @@
 //   train_step/<policy>   zero_grad, forward + backward, global-norm clip, AdamW step
 //   prefill/<policy>      batch 8 × 256 prompt tokens through the model, filling a KV cache
 //   decode_step/<policy>  batch 1, one token through the KV cache at positions 64 .. 191
+//   decode_step_forked/sum  the same for Sum with an OpenMP fork and join per parallel loop
+//                         instead of LM's spinning team (compare the two in one run:
+//                         --benchmark_filter='decode_step.*/sum' --benchmark_enable_random_interleaving=true)
 //
 // items_per_second is tokens per second; GFLOP/s uses model/cost.hpp. A policy's overhead is its
 // time over Sum's from the same run (bench/README.md shows the medians; bench/compare_torch.py
@@ -73,8 +76,10 @@ void prefill(benchmark::State& s) {
       benchmark::Counter::kIsRate);
 }
 
-template <class Model>
+template <class Model, bool OnTeam = true>
 void decode_step(benchmark::State& s) {
+  const bool saved = detail::decode_on_spinning_team;
+  detail::decode_on_spinning_team = OnTeam;
   Model model(default_config());
   model.init_weights(1);
   const auto prompt = random_tokens(kPrompt, 3);
@@ -91,6 +96,7 @@ void decode_step(benchmark::State& s) {
     next = static_cast<std::int32_t>(logits.data[0] > logits.data[1]);  // keeps the result alive
   }
   s.SetItemsProcessed(static_cast<std::int64_t>(s.iterations()));
+  detail::decode_on_spinning_team = saved;
 }
 
 template <class Residual>
@@ -112,6 +118,10 @@ int main(int argc, char** argv) {
   register_policy<BlockAttnRes<4>>("block4");
   register_policy<BlockAttnRes<8>>("block8");
   register_policy<FullAttnRes>("full");
+  // Sum's decode step with an OpenMP fork and join per loop instead of the spinning team
+  benchmark::RegisterBenchmark("decode_step_forked/sum", decode_step<LM<Sum, RMSNorm, SwiGLU, backend::cpu, float>, false>)
+      ->Unit(benchmark::kMicrosecond)
+      ->UseRealTime();
   benchmark::AddCustomContext("blas", blas_description());
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;

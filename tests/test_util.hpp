@@ -12,9 +12,27 @@
 #include <sstream>
 #include <string>
 
+#if defined(_OPENMP)
+#include <omp.h>
+#endif
+
 namespace attnres_test {
 
 using attnres::index_t;
+
+// Sets the OpenMP thread count for a scope (tests of thread-count independence and of the
+// spinning team of core/parallel.hpp).
+struct thread_count_scope {
+#if defined(_OPENMP)
+  int saved = omp_get_max_threads();
+  explicit thread_count_scope(int n) { omp_set_num_threads(n); }
+  ~thread_count_scope() { omp_set_num_threads(saved); }
+#else
+  explicit thread_count_scope(int) {}
+#endif
+  thread_count_scope(const thread_count_scope&) = delete;
+  thread_count_scope& operator=(const thread_count_scope&) = delete;
+};
 
 template <class T>
 attnres::tensor<T> random_tensor(std::vector<index_t> shape, attnres::rng& gen, double mean = 0.0, double sd = 1.0) {

@@ -183,6 +183,40 @@ TEMPLATE_TEST_CASE("KV-cache decoding gives the logits of one full forward pass"
   REQUIRE_THROWS_WITH(m.decode_step(state, std::vector<std::int32_t>{1, 2}), contains("decode state is full"));
 }
 
+TEMPLATE_TEST_CASE("decoding on a spinning team gives the logits of a fork and join per loop", "[model][generate]", Sum,
+                   BlockAttnRes<4>) {
+  // Wide enough that the matrix-vector products split over the threads. At batch ≤ 4 decode_step
+  // runs on the team of core/parallel.hpp; with detail::decode_on_spinning_team off, on an OpenMP
+  // fork and join per loop. Same thread count, same split of every loop: the same bits. Against
+  // one thread the products' rows group differently (4 rows per pass), so only close.
+  attnres::model_config cfg{.vocab = 301, .d_model = 128, .n_heads = 4, .n_layers = 2, .d_ff = 520};
+  attnres::LM<TestType> m(cfg);
+  randomize(m, 5);
+  const index_t B = GENERATE(index_t(1), index_t(4), index_t(5));
+  CAPTURE(B);
+  auto decode_all = [&](int threads, bool team) {
+    thread_count_scope scope(threads);
+    const bool saved = attnres::detail::decode_on_spinning_team;
+    attnres::detail::decode_on_spinning_team = team;
+    auto state = m.start_decode(B, 6);
+    std::vector<float> out;
+    for (int t = 0; t < 6; ++t) {
+      std::vector<std::int32_t> step;
+      for (index_t b = 0; b < B; ++b) step.push_back(static_cast<std::int32_t>((t * 37 + b * 11) % cfg.vocab));
+      const auto lg = m.decode_step(state, step);
+      for (index_t b = 0; b < B; ++b) out.insert(out.end(), lg.row(b), lg.row(b) + cfg.vocab);
+    }
+    attnres::detail::decode_on_spinning_team = saved;
+    return out;
+  };
+  const std::vector<float> on_team = decode_all(3, true), forked = decode_all(3, false), serial = decode_all(1, true);
+  REQUIRE(on_team.size() == forked.size());
+  index_t differing = 0;
+  for (std::size_t i = 0; i < on_team.size(); ++i) differing += on_team[i] != forked[i];
+  CHECK(differing == 0);
+  REQUIRE_CLOSE(on_team.data(), serial.data(), static_cast<index_t>(serial.size()), 1e-4, 1e-4);  // logits ~ 6
+}
+
 TEST_CASE("generation is reproducible from a seed and greedy decoding is deterministic", "[model][generate]") {
   attnres::LM<BlockAttnRes<2>> m({.vocab = 13, .d_model = 8, .n_heads = 2, .n_layers = 2, .d_ff = 12});
   randomize(m, 4);

@@ -4,14 +4,103 @@
 
 #include <attnres/core/index.hpp>
 
+#include <atomic>
+#include <exception>
+#include <utility>
+
 #if defined(_OPENMP)
 #include <omp.h>
 #endif
 
 namespace attnres {
 
+namespace detail {
+// A team of threads kept spinning through a stretch of many short parallel loops, so that each
+// loop costs a spin-wait round trip between cores instead of an OpenMP fork and join. Decoding
+// one token runs ≈ 40 loops of a few µs each; on the project's 2-core virtual machines a
+// fork and join takes 2.7–3.3 µs and a spin round trip 0.8 µs (docs/performance.md, round 17).
+// The calling thread (member 0) runs the stretch and hands each loop out; the other members
+// wait for loops in `serve` until `finish`. Built by with_spinning_team below.
+class spinning_team {
+ public:
+  // Member 0, before its first loop: the number of members.
+  void start(int size) { size_ = size; }
+  int size() const { return size_; }
+
+  // Member 0: body(i) for i in [begin, end), split into `size` contiguous ranges, one a member
+  // (the split of OpenMP's static schedule). Returns when every member is done, and then
+  // rethrows the first exception a member's range threw.
+  template <class Body>
+  void run(index_t begin, index_t end, Body& body) {
+    begin_ = begin, end_ = end;
+    body_ = &body;
+    job_ = [](void* b, index_t i0, index_t i1) {
+      for (index_t i = i0; i < i1; ++i) (*static_cast<Body*>(b))(i);
+    };
+    done_.store(0, std::memory_order_relaxed);
+    generation_.fetch_add(1, std::memory_order_release);  // publishes the job: the others start
+    work(0);
+    while (done_.load(std::memory_order_acquire) != size_ - 1) pause();  // sees their writes
+    if (failed_.load(std::memory_order_relaxed)) {
+      failed_.store(false, std::memory_order_relaxed);
+      std::rethrow_exception(std::exchange(error_, nullptr));
+    }
+  }
+
+  // Members 1 .. size − 1: serve loops until member 0 calls finish().
+  void serve(int member) {
+    unsigned seen = 0;
+    for (;;) {
+      unsigned g;
+      while ((g = generation_.load(std::memory_order_acquire)) == seen) pause();
+      seen = g;
+      if (stopped_) return;
+      work(member);
+      done_.fetch_add(1, std::memory_order_release);
+    }
+  }
+
+  void finish() {
+    stopped_ = true;
+    generation_.fetch_add(1, std::memory_order_release);
+  }
+
+ private:
+  void work(int member) {
+    const index_t n = end_ - begin_;
+    const index_t i0 = begin_ + n * member / size_, i1 = begin_ + n * (member + 1) / size_;
+    try {
+      if (i0 < i1) job_(body_, i0, i1);
+    } catch (...) {
+      if (!failed_.exchange(true)) error_ = std::current_exception();  // the first one is kept
+    }
+  }
+  static void pause() {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();  // lets the other hyperthread run and saves power while waiting
+#endif
+  }
+
+  // Written by member 0 before it publishes a job (or stops), read by the others after they see
+  // the new generation: the release/acquire pair on generation_ orders them.
+  int size_ = 1;
+  index_t begin_ = 0, end_ = 0;
+  void* body_ = nullptr;
+  void (*job_)(void*, index_t, index_t) = nullptr;
+  bool stopped_ = false;
+  std::exception_ptr error_;
+  std::atomic<bool> failed_{false};
+  alignas(64) std::atomic<unsigned> generation_{0};  // the others spin on this line...
+  alignas(64) std::atomic<int> done_{0};             // ...and member 0 on this one
+};
+
+// The team the calling thread hands its loops to (set on member 0 inside with_spinning_team).
+inline thread_local spinning_team* active_team = nullptr;
+}  // namespace detail
+
 // Number of threads a parallel_for may use.
 inline int max_threads() {
+  if (detail::active_team) return detail::active_team->size();
 #if defined(_OPENMP)
   return omp_get_max_threads();
 #else
@@ -30,6 +119,15 @@ inline index_t copy_grain_rows(index_t cols) { return cols > 0 && cols < paralle
 // independent. Small ranges run serially: forking threads costs more than it saves.
 template <class Body>
 void parallel_for(index_t begin, index_t end, Body&& body, index_t min_parallel = 2) {
+  if (detail::spinning_team* team = detail::active_team; team && end - begin >= min_parallel) {
+    struct restore {
+      detail::spinning_team* team;
+      ~restore() { detail::active_team = team; }
+    } on_exit{team};
+    detail::active_team = nullptr;  // a loop inside the body runs serially, as in an OpenMP region
+    team->run(begin, end, body);
+    return;
+  }
 #if defined(_OPENMP)
   if (end - begin >= min_parallel && omp_get_max_threads() > 1 && !omp_in_parallel()) {
 #pragma omp parallel for schedule(static)
@@ -40,6 +138,42 @@ void parallel_for(index_t begin, index_t end, Body&& body, index_t min_parallel 
   (void)min_parallel;
 #endif
   for (index_t i = begin; i < end; ++i) body(i);
+}
+
+// Runs stretch() on the calling thread with the other threads of an OpenMP team spinning beside
+// it, and every parallel_for / parallel_chunks inside it handed to that team: for a stretch of
+// many loops too short to amortise an OpenMP fork and join each (LM::decode_step at batch ≤ 4).
+// While it runs the other cores are busy waiting, and a BLAS call inside it is single-threaded,
+// so it is not for stretches of large products. Runs stretch() directly where there is nothing to
+// gain: one thread, no OpenMP, or already inside a parallel region or a team. Exceptions thrown
+// in stretch() or in a loop body on any thread come out of this call.
+template <class Stretch>
+void with_spinning_team(Stretch&& stretch) {
+#if defined(_OPENMP)
+  if (omp_get_max_threads() > 1 && !omp_in_parallel() && !detail::active_team) {
+    detail::spinning_team team;  // outlives every member: the region ends with a join
+    std::exception_ptr error;
+#pragma omp parallel
+    {
+      if (const int member = omp_get_thread_num(); member == 0) {
+        team.start(omp_get_num_threads());
+        detail::active_team = &team;
+        try {
+          stretch();
+        } catch (...) {
+          error = std::current_exception();
+        }
+        detail::active_team = nullptr;
+        team.finish();
+      } else {
+        team.serve(member);
+      }
+    }
+    if (error) std::rethrow_exception(error);
+    return;
+  }
+#endif
+  stretch();
 }
 
 // Splits [0, n) into at most max_threads() contiguous chunks of at least `grain` items.

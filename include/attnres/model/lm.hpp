@@ -17,6 +17,7 @@
 
 #include <attnres/core/backend.hpp>
 #include <attnres/core/error.hpp>
+#include <attnres/core/parallel.hpp>
 #include <attnres/core/random.hpp>
 #include <attnres/core/storage.hpp>
 #include <attnres/core/tensor.hpp>
@@ -58,6 +59,10 @@ constexpr int residual_blocks(int n_sublayers) {
   else
     return 0;
 }
+
+// LM::decode_step runs a batch of ≤ 4 tokens on a spinning team (core/parallel.hpp) on the cpu.
+// A variable, so that tests and benchmarks can compare it with an OpenMP fork and join per loop.
+inline bool decode_on_spinning_team = true;
 }  // namespace detail
 
 template <class Residual = BlockAttnRes<4>, class Norm = RMSNorm, class MLP = SwiGLU, class Backend = default_backend,
@@ -249,6 +254,24 @@ class LM {
   const_matrix_view<T> decode_step(decode_state& s, std::span<const std::int32_t> tokens) {
     expects<usage_error>(s.pos < s.capacity, "LM: the decode state is full (", s.capacity, " positions)");
     check_tokens(tokens, s.batch, 1);
+    // A few tokens make ≈ 5 short parallel loops a layer (matrix-vector products, the attention
+    // over the cache): on the cpu they go to a team of threads kept spinning for the whole step,
+    // which hands a loop out in a fraction of an OpenMP fork and join (core/parallel.hpp).
+    if constexpr (backend_traits<Backend>::is_parallel && std::is_same_v<space, host_space>) {
+      if (s.batch <= ops::linear_detail::gemv_max_rows && detail::decode_on_spinning_team) {
+        with_spinning_team([&] { decode_layers(s, tokens); });
+        ++s.pos;
+        return on_host_view(dec_.logits, dec_.host_logits);
+      }
+    }
+    decode_layers(s, tokens);
+    ++s.pos;
+    return on_host_view(dec_.logits, dec_.host_logits);
+  }
+
+ private:
+  // decode_step's work: the logits of one new token per sequence into dec_.logits.
+  void decode_layers(decode_state& s, std::span<const std::int32_t> tokens) {
     auto& d = dec_;
     const index_t M = s.batch, D = cfg_.d_model;
     ensure(d.x0, M, D);
@@ -274,9 +297,9 @@ class LM {
     policy_.gather(params.residual, d.rcache, n_sublayers() + 1, d.h.mat());
     norm_.forward(params.norm, d.norm_cache, d.h.mat(), d.y.mat());
     ops::linear_forward(Backend{}, d.y.mat(), head_weight(), d.logits.mat());
-    ++s.pos;
-    return on_host_view(d.logits, d.host_logits);
   }
+
+ public:
 
   // ---- weights in safetensors files (DESIGN.md names and metadata) ------------------------
   void save(const std::filesystem::path& path, const std::map<std::string, std::string>& extra_metadata = {}) {
