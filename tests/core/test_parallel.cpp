@@ -32,7 +32,7 @@ TEST_CASE("parallel_for: every index once, outside and inside a spinning team", 
   thread_count_scope threads(3);
   for (index_t n : {0, 1, 2, 3, 7, 64, 1001}) require_each_index_once(n);
   attnres::with_spinning_team([] {
-    for (int round = 0; round < 10; ++round)  // many loops on one team, as in a decode step
+    for (int round = 0; round < 50; ++round)  // many loops on one team, as in a decode step
       for (index_t n : {0, 1, 2, 3, 7, 64, 1001}) require_each_index_once(n);
   });
 }

@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <exception>
+#include <thread>
 #include <utility>
 
 #if defined(_OPENMP)
@@ -40,7 +41,7 @@ class spinning_team {
     done_.store(0, std::memory_order_relaxed);
     generation_.fetch_add(1, std::memory_order_release);  // publishes the job: the others start
     work(0);
-    while (done_.load(std::memory_order_acquire) != size_ - 1) pause();  // sees their writes
+    for (int turns = 0; done_.load(std::memory_order_acquire) != size_ - 1;) wait(turns);  // sees their writes
     if (failed_.load(std::memory_order_relaxed)) {
       failed_.store(false, std::memory_order_relaxed);
       std::rethrow_exception(std::exchange(error_, nullptr));
@@ -52,7 +53,7 @@ class spinning_team {
     unsigned seen = 0;
     for (;;) {
       unsigned g;
-      while ((g = generation_.load(std::memory_order_acquire)) == seen) pause();
+      for (int turns = 0; (g = generation_.load(std::memory_order_acquire)) == seen;) wait(turns);
       seen = g;
       if (stopped_) return;
       work(member);
@@ -75,10 +76,17 @@ class spinning_team {
       if (!failed_.exchange(true)) error_ = std::current_exception();  // the first one is kept
     }
   }
-  static void pause() {
+  // One turn of a wait: a pause for the first few thousand turns (≈ 10–100 µs), then a yield of
+  // the core, so that with more threads than free cores the member being waited for can run.
+  static void wait(int& turns) {
+    if (turns < 4096) {
+      ++turns;
 #if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();  // lets the other hyperthread run and saves power while waiting
+      __builtin_ia32_pause();  // lets the other hyperthread run and saves power while waiting
 #endif
+    } else {
+      std::this_thread::yield();
+    }
   }
 
   // Written by member 0 before it publishes a job (or stops), read by the others after they see
