@@ -257,14 +257,13 @@ class LM {
     // A few tokens make ≈ 5 short parallel loops a layer (matrix-vector products, the attention
     // over the cache): on the cpu they go to a team of threads kept spinning for the whole step,
     // which hands a loop out in a fraction of an OpenMP fork and join (core/parallel.hpp).
-    if constexpr (backend_traits<Backend>::is_parallel && std::is_same_v<space, host_space>) {
-      if (s.batch <= ops::linear_detail::gemv_max_rows && detail::decode_on_spinning_team) {
-        with_spinning_team([&] { decode_layers(s, tokens); });
-        ++s.pos;
-        return on_host_view(dec_.logits, dec_.host_logits);
-      }
-    }
-    decode_layers(s, tokens);
+    bool on_team = false;
+    if constexpr (backend_traits<Backend>::is_parallel && std::is_same_v<space, host_space>)
+      on_team = s.batch <= ops::linear_detail::gemv_max_rows && detail::decode_on_spinning_team;
+    if (on_team)
+      with_spinning_team([&] { decode_layers(s, tokens); });
+    else
+      decode_layers(s, tokens);
     ++s.pos;
     return on_host_view(dec_.logits, dec_.host_logits);
   }
@@ -300,7 +299,6 @@ class LM {
   }
 
  public:
-
   // ---- weights in safetensors files (DESIGN.md names and metadata) ------------------------
   void save(const std::filesystem::path& path, const std::map<std::string, std::string>& extra_metadata = {}) {
     io::safetensors_writer w;
