@@ -217,6 +217,98 @@ TEMPLATE_TEST_CASE("decoding on a spinning team gives the logits of a fork and j
   REQUIRE_CLOSE(on_team.data(), serial.data(), static_cast<index_t>(serial.size()), 1e-4, 1e-4);  // logits ~ 6
 }
 
+// P with its prefetch calls recorded: which gather points were announced, and the data
+// of the cache at each announcement (the gather point the policy had reached).
+template <class P>
+struct prefetch_recorder {
+  static constexpr std::string_view name = P::name;
+  static inline std::vector<int> points;
+  template <class T = float, class Backend = attnres::default_backend>
+  class with : public P::template with<T, Backend> {
+    using base = typename P::template with<T, Backend>;
+
+   public:
+    using base::base;
+    void prefetch(const typename base::Params& p, const typename base::Cache& c, int l) const {
+      points.push_back(l);
+      base::prefetch(p, c, l);
+    }
+  };
+};
+
+TEMPLATE_TEST_CASE("decoding asks the policy to prefetch each next gather point before the sublayer's output",
+                   "[model][generate]", BlockAttnRes<2>, FullAttnRes) {
+  // LM::decode_step announces gather points 2 .. L+1, each once, in order, from inside the
+  // sublayer before it (attention's and both MLPs' before_output hook); prefill and training do
+  // not. The logits are those of the policy without the recorder (a prefetch is only a hint).
+  using recorded = prefetch_recorder<TestType>;
+  const attnres::model_config cfg{.vocab = 29, .d_model = 16, .n_heads = 2, .n_layers = 2, .d_ff = 24};
+  auto check = [&](auto& plain, auto& with_recorder) {
+    randomize(plain, 3);
+    randomize(with_recorder, 3);
+    const std::vector<std::int32_t> prompt{1, 2, 3, 4, 5};
+    auto s1 = plain.start_decode(1, 8), s2 = with_recorder.start_decode(1, 8);
+    recorded::points.clear();
+    plain.prefill(s1, prompt, 5);
+    with_recorder.prefill(s2, prompt, 5);
+    CHECK(recorded::points.empty());
+    for (int t = 0; t < 2; ++t) {
+      const std::int32_t tok = 7 + t;
+      recorded::points.clear();
+      const auto a = plain.decode_step(s1, std::span<const std::int32_t>(&tok, 1));
+      const auto b = with_recorder.decode_step(s2, std::span<const std::int32_t>(&tok, 1));
+      const std::vector<int> expected{2, 3, 4, 5};  // L = 4 sublayers: points 2 .. L+1
+      CHECK(recorded::points == expected);
+      for (index_t v = 0; v < cfg.vocab; ++v) CHECK(a.row(0)[v] == b.row(0)[v]);
+    }
+  };
+  {
+    attnres::LM<TestType> plain(cfg);
+    attnres::LM<recorded> with_recorder(cfg);
+    check(plain, with_recorder);
+  }
+  {
+    attnres::LM<TestType, attnres::RMSNorm, attnres::GELU> plain(cfg);
+    attnres::LM<recorded, attnres::RMSNorm, attnres::GELU> with_recorder(cfg);
+    check(plain, with_recorder);
+  }
+}
+
+TEST_CASE("a policy's prefetch is a no-op outside decoding and for points out of range", "[model][generate]") {
+  // Called at any point, before begin, in training, or past L + 1, it must not touch anything:
+  // the gathers that follow give the same bits as without it.
+  const attnres::residual_config rc{4, 8, 1e-6, true};
+  auto run = [&](auto policy, bool prefetch, bool keep) {
+    using R = decltype(policy);
+    attnres::rng g(5);
+    auto params = policy.init_params();
+    attnres::fill_normal(params.query, g, 0.0, 0.5);
+    typename R::Cache cache;
+    tensor<float> x0({1, 8}), h({1, 8}), v({1, 8});
+    attnres::fill_normal(x0, g, 0.0, 1.0);
+    std::vector<float> out;
+    for (int l : {-1, 0, 1, 6}) if (prefetch) policy.prefetch(params, cache, l);
+    policy.begin(cache, x0.mat(), keep);
+    std::vector<tensor<float>> hs(6, tensor<float>({1, 8}));
+    for (int l = 1; l <= 5; ++l) {
+      if (prefetch)
+        for (int k : {-1, 0, l, l + 1, 6, 100}) policy.prefetch(params, cache, k);
+      auto& hl = keep ? hs[l - 1] : h;
+      policy.gather(params, cache, l, hl.mat());
+      out.insert(out.end(), hl.data(), hl.data() + 8);
+      if (l <= 4) {
+        for (index_t d = 0; d < 8; ++d) v.data()[d] = std::tanh(hl.data()[d]) + 0.1f * float(l);
+        policy.push(cache, l, v.mat());
+      }
+    }
+    return out;
+  };
+  for (bool keep : {false, true}) {
+    CHECK(run(BlockAttnRes<2>::with<float>(rc), true, keep) == run(BlockAttnRes<2>::with<float>(rc), false, keep));
+    CHECK(run(FullAttnRes::with<float>(rc), true, keep) == run(FullAttnRes::with<float>(rc), false, keep));
+  }
+}
+
 TEST_CASE("generation is reproducible from a seed and greedy decoding is deterministic", "[model][generate]") {
   attnres::LM<BlockAttnRes<2>> m({.vocab = 13, .d_model = 8, .n_heads = 2, .n_layers = 2, .d_ff = 12});
   randomize(m, 4);

@@ -281,16 +281,27 @@ class LM {
     ensure(d.logits, M, cfg_.vocab);
     ops::embedding_forward(Backend{}, ids_in_space(tokens, d.tokens), M, params.tok_embeddings.mat(), d.x0.mat());
     policy_.begin(d.rcache, d.x0.mat(), false);
+    // Before each sublayer's output projection, the policy (if it can) asks the caches for what
+    // the next gather point reads: by then the weights streamed since the last token have pushed
+    // it out, and the projection's share of weights is small enough not to do so again.
+    auto prefetch_gather = [&](int l) {
+      return [&, l] {
+        if constexpr (requires { policy_.prefetch(params.residual, d.rcache, l); }) policy_.prefetch(params.residual, d.rcache, l);
+      };
+    };
     for (index_t i = 0; i < cfg_.n_layers; ++i) {
       const int la = static_cast<int>(2 * i + 1), lm = la + 1;
       auto& lp = params.layers[i];
       policy_.gather(params.residual, d.rcache, la, d.h.mat());
       norm_.forward(lp.attn_norm, d.norm_cache, d.h.mat(), d.xn.mat());
-      attn_.decode(lp.attn, d.attn_cache, d.xn.mat(), s.kv[i], s.pos, d.v.mat());
+      attn_.decode(lp.attn, d.attn_cache, d.xn.mat(), s.kv[i], s.pos, d.v.mat(), prefetch_gather(lm));
       policy_.push(d.rcache, la, d.v.mat());
       policy_.gather(params.residual, d.rcache, lm, d.h.mat());
       norm_.forward(lp.mlp_norm, d.norm_cache, d.h.mat(), d.xn.mat());
-      mlp_.forward(lp.mlp, d.mlp_cache, d.xn.mat(), d.v.mat());
+      if constexpr (requires { mlp_.forward(lp.mlp, d.mlp_cache, d.xn.mat(), d.v.mat(), prefetch_gather(lm + 1)); })
+        mlp_.forward(lp.mlp, d.mlp_cache, d.xn.mat(), d.v.mat(), prefetch_gather(lm + 1));
+      else  // an MLP of the user's without the hook
+        mlp_.forward(lp.mlp, d.mlp_cache, d.xn.mat(), d.v.mat());
       policy_.push(d.rcache, lm, d.v.mat());
     }
     policy_.gather(params.residual, d.rcache, n_sublayers() + 1, d.h.mat());

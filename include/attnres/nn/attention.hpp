@@ -100,8 +100,14 @@ class causal_self_attention {
   }
 
   // One new token per sequence at position `pos`: x (batch, D) → y (batch, D). Its key and
-  // value join the cache; the query attends over positions 0..pos.
+  // value join the cache; the query attends over positions 0..pos. before_output() runs just
+  // before the output projection (LM prefetches the next gather point's data there).
   void decode(const Params& p, Cache& c, const_view_t x, kv_cache_t& kv, index_t pos, view_t y) const {
+    decode(p, c, x, kv, pos, y, [] {});
+  }
+  template <class BeforeOutput>
+  void decode(const Params& p, Cache& c, const_view_t x, kv_cache_t& kv, index_t pos, view_t y,
+              BeforeOutput&& before_output) const {
     const index_t batch = x.rows, T_max = kv.k.dim(1);
     expects<usage_error>(pos < T_max, "attention: position ", pos, " is beyond the KV cache (", T_max,
                          " positions)");
@@ -113,6 +119,7 @@ class causal_self_attention {
     copy(c.k.mat(), view_t(kv.k.data() + pos * D_, batch, D_, T_max * D_));
     copy(c.v.mat(), view_t(kv.v.data() + pos * D_, batch, D_, T_max * D_));
     ops::attention_decode(Backend{}, c.q.mat(), kv.k.data(), kv.v.data(), pos + 1, T_max, H_, c.ctx.mat());
+    before_output();
     ops::linear_forward(Backend{}, c.ctx.mat(), p.wo.mat(), y);
   }
 

@@ -56,7 +56,10 @@ class SwiGLU::with {
   Grads zero_grads() const { return {tensor_t({F_, D_}), tensor_t({F_, D_}), tensor_t({D_, F_})}; }
 
   // y (M,D) = MLP(x (M,D))
-  void forward(const Params& p, Cache& c, const_view_t x, view_t y) const {
+  void forward(const Params& p, Cache& c, const_view_t x, view_t y) const { forward(p, c, x, y, [] {}); }
+  // before_output() runs just before the down projection (LM prefetches there when decoding).
+  template <class BeforeOutput>
+  void forward(const Params& p, Cache& c, const_view_t x, view_t y, BeforeOutput&& before_output) const {
     const index_t M = x.rows;
     detail::ensure_shape(c.gate, M, F_);
     detail::ensure_shape(c.up, M, F_);
@@ -65,6 +68,7 @@ class SwiGLU::with {
     ops::linear_forward_shared_input(Backend{}, x,
                                      std::array{target{p.w_gate.mat(), c.gate.mat()}, target{p.w_up.mat(), c.up.mat()}});
     ops::swiglu_forward(Backend{}, c.gate.mat(), c.up.mat(), c.act.mat());
+    before_output();
     ops::linear_forward(Backend{}, c.act.mat(), p.w_down.mat(), y);
   }
   // dx (M,D) += ∂ℒ/∂x; parameter gradients accumulate
@@ -120,12 +124,15 @@ class GELU::with {
   Params init_params() const { return zero_grads(); }
   Grads zero_grads() const { return {tensor_t({F_, D_}), tensor_t({D_, F_})}; }
 
-  void forward(const Params& p, Cache& c, const_view_t x, view_t y) const {
+  void forward(const Params& p, Cache& c, const_view_t x, view_t y) const { forward(p, c, x, y, [] {}); }
+  template <class BeforeOutput>
+  void forward(const Params& p, Cache& c, const_view_t x, view_t y, BeforeOutput&& before_output) const {
     const index_t M = x.rows;
     detail::ensure_shape(c.up, M, F_);
     detail::ensure_shape(c.act, M, F_);
     ops::linear_forward(Backend{}, x, p.w_up.mat(), c.up.mat());
     ops::gelu_forward(Backend{}, c.up.mat(), c.act.mat());
+    before_output();
     ops::linear_forward(Backend{}, c.act.mat(), p.w_down.mat(), y);
   }
   void backward(const Params& p, Cache& c, const_view_t x, const_view_t dy, view_t dx, Grads& g) const {

@@ -30,6 +30,29 @@ struct attn_res_params {
   }
 };
 
+namespace detail {
+// Decoding: asks the caches for data a gather point is about to read (host memory only; a
+// prefetch is a hint, never a fault). See the policies' prefetch().
+template <class T, class Space>
+void prefetch(const T* p, index_t n) {
+  if constexpr (std::is_same_v<Space, host_space>) {
+    constexpr index_t line = 64 / static_cast<index_t>(sizeof(T));
+    for (index_t i = 0; i < n; i += line) __builtin_prefetch(p + i);
+  }
+}
+template <class T, class Space>
+void prefetch_rows(matrix_view<const T, Space> v) {
+  for (index_t r = 0; r < v.rows; ++r) prefetch<T, Space>(v.row(r), v.cols);
+}
+// Gather point l's pseudo-query and gain, (1 ≤ l ≤ L + 1).
+template <class T, class Space>
+void prefetch_query(const attn_res_params<T, Space>& p, int l) {
+  const index_t D = p.query.cols();
+  prefetch<T, Space>(p.query.data() + (l - 1) * D, D);
+  prefetch<T, Space>(p.key_gain.data() + (l - 1) * D, D);
+}
+}  // namespace detail
+
 template <class T, class Space = host_space>
 struct attn_res_grads {
   storage_t<T, Space> query;     // (L+1, D)  ∂ℒ/∂w

@@ -226,6 +226,26 @@ class BlockAttnRes<N>::with {
     if (keep) c.h[l - 1].keep(const_view_t(h));
   }
 
+  // Decoding: asks the caches for what gather(l) will read (w_l, g_l, the block sums, the
+  // partial sum and their 1/r) and write (α). A decode step streams ≈ 26 MB of weights between
+  // two gather points, which leaves none of these in the caches, and a gather's rows are too few
+  // for the hardware prefetcher to start on. LM calls this just before a sublayer's output
+  // projection, whose few hundred kB per core do not push them out again. Measured with the
+  // sublayers stood in for: Block<8>'s policy time per token 9.5 → 6.5 µs, Sum's 5.3 µs
+  // (bench_residual_policies decode, docs/performance.md). A no-op outside decoding.
+  void prefetch(const Params& p, const Cache& c, int l) const {
+    if (c.seq.keep_for_backward() || c.M > one_shot_max_tokens || l < 1 || l > cfg_.n_sublayers + 1) return;
+    detail::prefetch_query(p, l);
+    // b_0 .. b_completed: the block the coming push may close is b_completed
+    for (std::size_t j = 0; j < c.block.size() && j <= static_cast<std::size_t>(c.completed); ++j) {
+      detail::prefetch_rows(c.block[j].mat());
+      detail::prefetch<T, space>(c.block_inv_rms[j].data(), c.M);
+    }
+    detail::prefetch_rows(c.partial.mat());
+    detail::prefetch<T, space>(c.partial_inv_rms.data(), c.M);
+    if (static_cast<std::size_t>(l) <= c.alpha.size()) detail::prefetch_rows(c.alpha[l - 1].mat());
+  }
+
   // b_n^{i+1} = b_n^i + v, written where its reader will look: the next gather point's slot
   // (training), the running buffer (inference), or b_n itself after the block's last sublayer.
   void push(Cache& c, int l, const_view_t v /*(M,D)*/) const {

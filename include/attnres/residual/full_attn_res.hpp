@@ -86,6 +86,18 @@ class FullAttnRes::with {
     if (c.seq.keep_for_backward()) c.h[l - 1].keep(const_view_t(h));
   }
 
+  // Decoding (a few tokens, nothing kept for backward): asks the caches for what gather(l)
+  // will read and write, as BlockAttnRes::prefetch does. A no-op otherwise.
+  void prefetch(const Params& p, const Cache& c, int l) const {
+    if (c.seq.keep_for_backward() || c.M > 16 || l < 1 || static_cast<std::size_t>(l) > c.value.size()) return;
+    detail::prefetch_query(p, l);
+    for (int j = 0; j < l; ++j) {  // v_{l-1} is the coming push's target
+      detail::prefetch_rows(c.value[j].mat());
+      detail::prefetch<T, space>(c.inv_rms[j].data(), c.M);
+    }
+    detail::prefetch_rows(c.alpha[l - 1].mat());
+  }
+
   void push(Cache& c, int l, const_view_t v /*(M,D)*/) const {
     c.seq.push(l);
     detail::check_view<T>("FullAttnRes", "sublayer output", c.M, cfg_.d_model, v);
