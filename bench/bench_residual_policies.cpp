@@ -12,6 +12,15 @@
 //   train_forward  the same with keep_for_backward = true (the policy keeps what backward needs)
 //   fwd_bwd        train_forward, then begin_backward; gather_backward(L+1);
 //                  for l = L..1: source_grad(l), gather_backward(l, dh); source_grad(0)
+//   decode_cached  inference on one token (M = 1, a decode step's calls), nothing in between:
+//                  the policy's rows stay in the caches from one call to the next
+//   decode         the same, and the sublayer stand-in also reads the next 1/L of 25.7 MB of
+//                  "weights" (what the default model's sublayers read per token): the policy's
+//                  parameter rows and block sums are then as far away as in a real decode step.
+//                  As in LM::decode_step, the policy's prefetch(l + 1) (timed with it) comes
+//                  before the last quarter of that stream. The gap between the two modes is the
+//                  policy's wait on memory (docs/performance.md)
+//   decode_no_prefetch  decode without the policy's prefetch
 //
 // Counters:
 //   us_per_sublayer                     policy time per pass / L, in µs
@@ -56,11 +65,23 @@ constexpr idx kD = 256;     // model width
 constexpr idx kM = 2048;    // tokens: batch 8 × sequence 256
 constexpr double kFloat = sizeof(T);
 
-enum class mode { inference, train_forward, fwd_bwd };
+enum class mode { inference, train_forward, fwd_bwd, decode_cached, decode, decode_no_prefetch };
 
 constexpr const char* mode_name(mode m) {
-  return m == mode::inference ? "inference" : m == mode::train_forward ? "train_forward" : "fwd_bwd";
+  switch (m) {
+    case mode::inference: return "inference";
+    case mode::train_forward: return "train_forward";
+    case mode::fwd_bwd: return "fwd_bwd";
+    case mode::decode_cached: return "decode_cached";
+    case mode::decode: return "decode";
+    case mode::decode_no_prefetch: return "decode_no_prefetch";
+  }
+  return "?";
 }
+constexpr bool decoding(mode m) { return m == mode::decode_cached || m == mode::decode || m == mode::decode_no_prefetch; }
+
+// The default model's weights read per token: 8 layers × (4·D² attention + 3·D·704 SwiGLU).
+constexpr idx kDecodeWeights = 8 * (4 * kD * kD + 3 * kD * 704);
 
 template <class P>
 struct policy_info;
@@ -206,17 +227,29 @@ void bm_policy(benchmark::State& state, mode md) {
   }
   auto grads = r.zero_grads();
   typename R::Cache cache;
+  const idx M = decoding(md) ? 1 : kM;
   auto normal = [&](double stddev) {
-    tensor<T> t({kM, kD});
+    tensor<T> t({M, kD});
     attnres::fill_normal(t, gen, 0.0, stddev);
     return t;
   };
   const tensor<T> x0 = normal(1.0), offset = normal(1.0), dh = normal(1.0);
-  tensor<T> v({kM, kD}), dv({kM, kD});
-  const bool keep = md != mode::inference, bwd = md == mode::fwd_bwd;
+  tensor<T> v({M, kD}), dv({M, kD});
+  const bool keep = md == mode::train_forward || md == mode::fwd_bwd, bwd = md == mode::fwd_bwd;
+  // decode: the weights the sublayers stream between the policy's calls, a 1/L share each
+  const bool streaming = md == mode::decode || md == mode::decode_no_prefetch;
+  tensor<T> weights({streaming ? kDecodeWeights : 0});
+  idx weights_at = 0;
+  auto stream_weights = [&](idx bytes) {
+    const idx share = bytes / idx(sizeof(T));
+    T s = 0;
+    for (idx k = 0; k < share; k += 64 / idx(sizeof(T))) s += weights.data()[(weights_at + k) % weights.size()];
+    weights_at = (weights_at + share) % weights.size();
+    benchmark::DoNotOptimize(s);
+  };
   // Training keeps every gather output (as a model does: its sublayers' backward needs them, and
   // the policies read them in place); inference reuses one buffer.
-  std::vector<tensor<T>> hs(keep ? kL + 1 : 1, tensor<T>({kM, kD}));
+  std::vector<tensor<T>> hs(keep ? kL + 1 : 1, tensor<T>({M, kD}));
   auto h_at = [&](int l) -> tensor<T>& { return hs[keep ? l - 1 : 0]; };
 
   // One pass; returns the seconds spent inside the policy's calls.
@@ -231,6 +264,18 @@ void bm_policy(benchmark::State& state, mode md) {
       // the sublayer stand-in, not timed: v = h + offset
       const tensor<T>& h = h_at(l);
       for (idx k = 0; k < h.size(); ++k) v.data()[k] = h.data()[k] + offset.data()[k];
+      if (streaming) {  // as LM::decode_step: the prefetch comes before the last quarter
+        // (≈ an output projection's share of the weights), timed with the policy
+        const idx bytes = weights.size() * idx(sizeof(T)) / kL;
+        stream_weights(bytes - bytes / 4);
+        if constexpr (requires { r.prefetch(params, cache, l + 1); })
+          if (md == mode::decode) {
+            t0 = clock::now();
+            r.prefetch(params, cache, l + 1);
+            lap();
+          }
+        stream_weights(bytes / 4);
+      }
       t0 = clock::now();
       r.push(cache, l, v.mat());
     }
@@ -276,20 +321,26 @@ void bm_policy(benchmark::State& state, mode md) {
 
   const double iters = double(state.iterations());
   const double actual = traffic_floats_per_token<P>(md) * kFloat / kL;
-  state.SetItemsProcessed(state.iterations() * kM);
+  state.SetItemsProcessed(state.iterations() * M);
   state.counters["us_per_sublayer"] = benchmark::Counter(total * 1e6 / kL, benchmark::Counter::kAvgIterations);
-  if (md != mode::fwd_bwd) state.counters["model_bytes_per_token_per_layer"] = model_bytes_per_token_per_layer<P>();
-  state.counters["actual_bytes_per_token_per_layer"] = actual;
-  state.counters["GB/s"] = benchmark::Counter(actual * kL * kM * iters * 1e-9, benchmark::Counter::kIsRate);
+  if (!decoding(md)) {  // (decoding's one-shot gathers are not what the traffic model counts)
+    if (md != mode::fwd_bwd) state.counters["model_bytes_per_token_per_layer"] = model_bytes_per_token_per_layer<P>();
+    state.counters["actual_bytes_per_token_per_layer"] = actual;
+    state.counters["GB/s"] = benchmark::Counter(actual * kL * kM * iters * 1e-9, benchmark::Counter::kIsRate);
+  }
   state.counters["omp_threads"] = attnres::max_threads();
 }
 
 template <class P>
 void register_policy() {
-  for (const mode m : {mode::inference, mode::train_forward, mode::fwd_bwd})
-    benchmark::RegisterBenchmark((policy_info<P>::label() + "/" + mode_name(m)).c_str(), bm_policy<P>, m)
-        ->Unit(benchmark::kMicrosecond)
-        ->UseManualTime();
+  for (const mode m : {mode::inference, mode::train_forward, mode::fwd_bwd, mode::decode_cached, mode::decode, mode::decode_no_prefetch}) {
+    auto* b = benchmark::RegisterBenchmark((policy_info<P>::label() + "/" + mode_name(m)).c_str(), bm_policy<P>, m)
+                  ->Unit(benchmark::kMicrosecond)
+                  ->UseManualTime();
+    // A decode pass is microseconds of policy time beside ≈ 1 ms of untimed weight streaming:
+    // a fixed count, not a minimum of timed seconds.
+    if (decoding(m)) b->Iterations(2000);
+  }
 }
 
 }  // namespace
