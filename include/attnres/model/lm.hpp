@@ -286,7 +286,10 @@ class LM {
     // it out, and the projection's share of weights is small enough not to do so again.
     auto prefetch_gather = [&](int l) {
       return [&, l] {
-        if constexpr (requires { policy_.prefetch(params.residual, d.rcache, l); }) policy_.prefetch(params.residual, d.rcache, l);
+        if constexpr (requires { policy_.prefetch(params.residual, d.rcache, l); })
+          policy_.prefetch(params.residual, d.rcache, l);
+        else
+          (void)l;  // Sum: nothing to fetch
       };
     };
     for (index_t i = 0; i < cfg_.n_layers; ++i) {
