@@ -247,7 +247,8 @@ TEMPLATE_TEST_CASE("decoding asks the policy to prefetch each next gather point 
     randomize(plain, 3);
     randomize(with_recorder, 3);
     const std::vector<std::int32_t> prompt{1, 2, 3, 4, 5};
-    auto s1 = plain.start_decode(1, 8), s2 = with_recorder.start_decode(1, 8);
+    auto s1 = plain.start_decode(1, 8);
+    auto s2 = with_recorder.start_decode(1, 8);
     recorded::points.clear();
     plain.prefill(s1, prompt, 5);
     with_recorder.prefill(s2, prompt, 5);

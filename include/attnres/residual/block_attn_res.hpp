@@ -230,9 +230,9 @@ class BlockAttnRes<N>::with {
   // partial sum and their 1/r) and write (α). A decode step streams ≈ 26 MB of weights between
   // two gather points, which leaves none of these in the caches, and a gather's rows are too few
   // for the hardware prefetcher to start on. LM calls this just before a sublayer's output
-  // projection, whose few hundred kB per core do not push them out again. Measured with the
-  // sublayers stood in for: Block<8>'s policy time per token 9.5 → 6.5 µs, Sum's 5.3 µs
-  // (bench_residual_policies decode, docs/performance.md). A no-op outside decoding.
+  // projection, whose few hundred kB per core do not push them out again. Measured in a model
+  // at 2 threads: the policy's share of a decode step 1.3–2.0 % → 0.94–1.30 % (bench_overhead
+  // decode, docs/performance.md round 18). A no-op outside decoding.
   void prefetch(const Params& p, const Cache& c, int l) const {
     if (c.seq.keep_for_backward() || c.M > one_shot_max_tokens || l < 1 || l > cfg_.n_sublayers + 1) return;
     detail::prefetch_query(p, l);

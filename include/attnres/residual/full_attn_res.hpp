@@ -86,10 +86,12 @@ class FullAttnRes::with {
     if (c.seq.keep_for_backward()) c.h[l - 1].keep(const_view_t(h));
   }
 
-  // Decoding (a few tokens, nothing kept for backward): asks the caches for what gather(l)
-  // will read and write, as BlockAttnRes::prefetch does. A no-op otherwise.
+  // Decoding (at most prefetch_max_tokens tokens, nothing kept for backward): asks the caches
+  // for what gather(l) will read and write, as BlockAttnRes::prefetch does. A no-op otherwise:
+  // with more tokens the sources are too many rows for a hint, and the loops prefetch their own.
+  static constexpr index_t prefetch_max_tokens = 16;
   void prefetch(const Params& p, const Cache& c, int l) const {
-    if (c.seq.keep_for_backward() || c.M > 16 || l < 1 || static_cast<std::size_t>(l) > c.value.size()) return;
+    if (c.seq.keep_for_backward() || c.M > prefetch_max_tokens || l < 1 || static_cast<std::size_t>(l) > c.value.size()) return;
     detail::prefetch_query(p, l);
     for (int j = 0; j < l; ++j) {  // v_{l-1} is the coming push's target
       detail::prefetch_rows(c.value[j].mat());

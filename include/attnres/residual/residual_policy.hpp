@@ -37,6 +37,9 @@
 //                           a policy that keeps dh_l (Block's batched Phase-1 backward reads it
 //                           there instead of copying it)
 //   depth_weights(cache, l) α of gather point l, (n_sources(l), M); empty for Sum
+//   prefetch(params, cache, l)  optional: a hint that gather(l) comes soon; LM's decode step calls
+//                           it before each sublayer's output projection (Block and Full ask the
+//                           caches for the rows gather l reads; a no-op outside decoding)
 //
 // Write your own policy by following this contract; tests/residual/test_policy_gradients.cpp
 // shows how to check it with the public gradient checker (attnres/testing/gradient_check.hpp).
