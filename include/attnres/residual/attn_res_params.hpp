@@ -35,10 +35,7 @@ namespace detail {
 // prefetch is a hint, never a fault). See the policies' prefetch().
 template <class T, class Space>
 void prefetch(const T* p, index_t n) {
-  if constexpr (std::is_same_v<Space, host_space>) {
-    constexpr index_t line = 64 / static_cast<index_t>(sizeof(T));
-    for (index_t i = 0; i < n; i += line) __builtin_prefetch(p + i);
-  }
+  if constexpr (std::is_same_v<Space, host_space>) ops::cpu_detail::prefetch_row(p, n);
 }
 template <class T, class Space>
 void prefetch_rows(matrix_view<const T, Space> v) {
