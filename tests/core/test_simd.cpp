@@ -127,6 +127,68 @@ TEST_CASE("simd::avx512 kernels equal the plain loops", "[core][simd][avx512]") 
   REQUIRE_CLOSE(got.data(), dots.data(), m, 1e-5, dot_tol);
   const double d0 = static_cast<double>(s512::dot(v.data(), rows[0], n));
   REQUIRE(std::abs(d0 - dots[0]) <= 1e-5 * std::abs(dots[0]) + dot_tol);
+
+  // the same m products for a second row at once (the backward's pairs of sources)
+  const auto v2 = random_tensor<float>({n}, gen);
+  std::vector<double> dots2(static_cast<std::size_t>(m), 0.0);
+  for (index_t k = 0; k < m; ++k)
+    for (index_t d = 0; d < n; ++d) dots2[k] += static_cast<double>(v2[d]) * x.data()[k * n + d];
+  std::vector<float> got2(static_cast<std::size_t>(m));
+  s512::dots_with_pair(v.data(), v2.data(), rows.data(), m, n, got.data(), got2.data());
+  REQUIRE_CLOSE(got.data(), dots.data(), m, 1e-5, dot_tol);
+  REQUIRE_CLOSE(got2.data(), dots2.data(), m, 1e-5, dot_tol);
+
+  // S weighted sums of the same rows in one pass (Phase 1's queries): S = m, weights S × m
+  {
+    const index_t S = m;
+    const auto ws = random_tensor<float>({S, m}, gen);
+    std::vector<std::vector<float>> outs(static_cast<std::size_t>(S), std::vector<float>(static_cast<std::size_t>(n + 1), 123.0f));
+    std::vector<float*> out_rows;
+    for (auto& o : outs) out_rows.push_back(o.data());
+    s512::weighted_sums(rows.data(), ws.data(), m, S, n, out_rows.data());
+    for (index_t p = 0; p < S; ++p) {
+      std::vector<double> want_p(static_cast<std::size_t>(n), 0.0);
+      for (index_t k = 0; k < m; ++k)
+        for (index_t d = 0; d < n; ++d) want_p[d] += static_cast<double>(ws[p * m + k]) * x.data()[k * n + d];
+      CAPTURE(p);
+      REQUIRE_CLOSE(outs[p].data(), want_p.data(), n, 1e-5, sum_tol);
+      REQUIRE(outs[p][n] == 123.0f);
+    }
+  }
+
+  // the backward's row update for two rows, S = m points (passes of up to 5), written or added:
+  //   dv_r (=|+=) kv_r·v_r + Σ_p (α_rp·dh_p + k_rp·q_p),  dh_p = x_p, q_p = x_{m-1-p}
+  for (const bool overwrite : {false, true}) {
+    const index_t S = m;
+    const auto coef = random_tensor<float>({4, S}, gen);  // α_0, k_0, α_1, k_1
+    std::vector<const float*> q_rows(rows.rbegin(), rows.rend());
+    const float kv0 = 0.37f, kv1 = -1.21f;
+    std::vector<float> dv0(static_cast<std::size_t>(n + 1), 123.0f), dv1(dv0);
+    std::copy(start.data(), start.data() + n, dv0.begin());
+    std::copy(v2.data(), v2.data() + n, dv1.begin());
+    std::vector<double> want0(static_cast<std::size_t>(n)), want1(want0);
+    for (index_t d = 0; d < n; ++d) {
+      double s0 = (overwrite ? 0.0 : static_cast<double>(start[d])) + static_cast<double>(kv0) * v[d];
+      double s1 = (overwrite ? 0.0 : static_cast<double>(v2[d])) + static_cast<double>(kv1) * v2[d];
+      for (index_t p = 0; p < S; ++p) {
+        s0 += static_cast<double>(coef[0 * S + p]) * rows[p][d] + static_cast<double>(coef[1 * S + p]) * q_rows[p][d];
+        s1 += static_cast<double>(coef[2 * S + p]) * rows[p][d] + static_cast<double>(coef[3 * S + p]) * q_rows[p][d];
+      }
+      want0[d] = s0, want1[d] = s1;
+    }
+    const float* ahead[] = {x.data(), w.data()};  // rows to request on the way: no effect on the result
+    if (overwrite)
+      s512::row_update_pair<true>(S, rows.data(), q_rows.data(), coef.data(), coef.data() + S, kv0, v.data(), dv0.data(),
+                                  coef.data() + 2 * S, coef.data() + 3 * S, kv1, v2.data(), dv1.data(), n, ahead, 1);
+    else
+      s512::row_update_pair<false>(S, rows.data(), q_rows.data(), coef.data(), coef.data() + S, kv0, v.data(), dv0.data(),
+                                   coef.data() + 2 * S, coef.data() + 3 * S, kv1, v2.data(), dv1.data(), n);
+    CAPTURE(overwrite);
+    REQUIRE_CLOSE(dv0.data(), want0.data(), n, 1e-5, 4 * sum_tol);
+    REQUIRE_CLOSE(dv1.data(), want1.data(), n, 1e-5, 4 * sum_tol);
+    REQUIRE(dv0[n] == 123.0f);
+    REQUIRE(dv1[n] == 123.0f);
+  }
 #else
   WARN("this build has no AVX-512 kernels (not GCC/Clang on x86-64, or ATTNRES_NO_AVX512_KERNELS)");
 #endif

@@ -24,22 +24,36 @@ namespace cpu_detail {
 // Tokens per parallel chunk: below this, forking threads costs more than the work.
 inline constexpr index_t token_grain = 16;
 
-// The token-outer loops (forward, Phase 1) read n source rows per token, far apart in memory;
+// The token-outer loops (the forward, Phase 1) read n source rows per token, far apart in memory;
 // the hardware prefetcher follows that poorly, so each row is requested a few tokens ahead
-// (Phase 1 at M = 2048: 10–35 % faster; 4 tokens ahead was as good as any of 1–8).
+// (Phase 1 at M = 2048: 10–35 % faster; 4 tokens ahead was as good as any of 1–8). This is the
+// distance of the general forward kernel (more than 9 sources), which asks for them in a burst.
 inline constexpr index_t prefetch_ahead = 4;
+// Phase 1 and the unrolled forward request a row inside the loop that reads the row before it
+// (spread, not in a burst), and 2 tokens ahead is enough then (Phase 1: 1, 2 alike; 4 slower:
+// docs/performance.md round 19).
+inline constexpr index_t spread_prefetch_ahead = 2;
 // The streaming loops (backward, merge) do more work per row, so their next rows are asked for
-// 2 tokens ahead: Block<8>'s Phase-1 backward in a model −15 … −22 %, its merges −9 … −17 %
-// (4 ahead gave half that, 1 as much; docs/performance.md).
+// fewer tokens ahead: the merge 2 tokens (−9 … −17 % in a Block<8> model; 4 ahead gave half that,
+// 1 as much; docs/performance.md), the backward the next token (see its loop).
 inline constexpr index_t stream_prefetch_ahead = 2;
 // The backward's dh rows of one span of tokens: 256 KiB, an eighth of a 2 MiB L2 (128 tokens for
 // S = 2 at D = 256; 32–256 measured alike in bench_depth_attention isa_ratio/backward). A
 // variable, not a constant, so the tests can make spans short at their small sizes.
 inline index_t backward_dh_bytes = index_t(256) << 10;
+// Unrolled by 4 lines: the loops call this for several rows per token, and a loop of one
+// prefetch per iteration cost them 10–20 % in cache (Phase 1, D = 256: 16 iterations a row).
 template <class T>
 inline void prefetch_row(const T* row, index_t D) {
   constexpr index_t line = 64 / static_cast<index_t>(sizeof(T));
-  for (index_t d = 0; d < D; d += line) __builtin_prefetch(row + d);
+  index_t d = 0;
+  for (; d + 4 * line <= D; d += 4 * line) {
+    __builtin_prefetch(row + d);
+    __builtin_prefetch(row + d + line);
+    __builtin_prefetch(row + d + 2 * line);
+    __builtin_prefetch(row + d + 3 * line);
+  }
+  for (; d < D; d += line) __builtin_prefetch(row + d);
 }
 
 // One sweep over D for a (token, source) pair of the backward, instead of 2S + 1 axpys:
@@ -104,6 +118,11 @@ template <class T>
 struct baseline_row_kernels {
   static T dot(const T* a, const T* b, index_t n) { return simd::dot(a, b, n); }
   static void dots_with(const T* v, const T* const* q, index_t m, index_t n, T* out) { simd::dots_with(v, q, m, n, out); }
+  // the same, with a row to request from memory first (ahead: nullptr for none)
+  static void dots_with(const T* v, const T* const* q, index_t m, index_t n, T* out, const T* ahead) {
+    if (ahead) prefetch_row(ahead, n);
+    simd::dots_with(v, q, m, n, out);
+  }
   static void weighted_sum(const T* const* x, const T* w, index_t m, index_t n, T* out) {
     simd::weighted_sum(x, w, m, n, out);
   }
@@ -115,13 +134,32 @@ struct baseline_row_kernels {
                          T* dv, index_t D) {
     backward_row_update<Overwrite>(S, dh, q, alpha, k, kv, v, dv, D);
   }
+  // The pair and multi-output forms, one row or output at a time here: with 16 registers
+  // (AVX2) there is no room to hold a second row's accumulators and coefficients.
+  static void dots_with_pair(const T* v0, const T* v1, const T* const* q, index_t m, index_t n, T* out0, T* out1) {
+    simd::dots_with(v0, q, m, n, out0);
+    simd::dots_with(v1, q, m, n, out1);
+  }
+  // ahead: up to 4 rows the caller wants soon (the next token's), requested first
+  template <bool Overwrite>
+  static void row_update_pair(index_t S, const T* const* dh, const T* const* q, const T* alpha0, const T* k0, T kv0,
+                              const T* v0, T* dv0, const T* alpha1, const T* k1, T kv1, const T* v1, T* dv1, index_t D,
+                              const T* const* ahead, int n_ahead) {
+    for (int i = 0; i < n_ahead; ++i) prefetch_row(ahead[i], D);
+    backward_row_update<Overwrite>(S, dh, q, alpha0, k0, kv0, v0, dv0, D);
+    backward_row_update<Overwrite>(S, dh, q, alpha1, k1, kv1, v1, dv1, D);
+  }
+  static void weighted_sums(const T* const* x, const T* w, index_t m, index_t S, index_t n, T* const* out) {
+    for (index_t p = 0; p < S; ++p) simd::weighted_sum(x, w + p * m, m, n, out[p]);
+  }
 };
 
 #if ATTNRES_HAVE_AVX512_KERNELS
 struct avx512_row_kernels {
   static float dot(const float* a, const float* b, index_t n) { return simd::avx512::dot(a, b, n); }
-  static void dots_with(const float* v, const float* const* q, index_t m, index_t n, float* out) {
-    simd::avx512::dots_with(v, q, m, n, out);
+  static void dots_with(const float* v, const float* const* q, index_t m, index_t n, float* out,
+                        const float* ahead = nullptr) {
+    simd::avx512::dots_with(v, q, m, n, out, ahead);  // ahead requested a line per step
   }
   static void weighted_sum(const float* const* x, const float* w, index_t m, index_t n, float* out) {
     simd::avx512::weighted_sum(x, w, m, n, out);
@@ -153,6 +191,24 @@ struct avx512_row_kernels {
         r = 0;
       }
     }
+  }
+  // Two sources of one token at once: each load of a dh_p or q_p row serves both (the backward
+  // is bound by its loads: −35 % in cache, −18 % on rows from memory, docs/performance.md)
+  static void dots_with_pair(const float* v0, const float* v1, const float* const* q, index_t m, index_t n,
+                             float* out0, float* out1) {
+    simd::avx512::dots_with_pair(v0, v1, q, m, n, out0, out1);
+  }
+  template <bool Overwrite>
+  static void row_update_pair(index_t S, const float* const* dh, const float* const* q, const float* alpha0,
+                              const float* k0, float kv0, const float* v0, float* dv0, const float* alpha1,
+                              const float* k1, float kv1, const float* v1, float* dv1, index_t D,
+                              const float* const* ahead, int n_ahead) {
+    simd::avx512::row_update_pair<Overwrite>(S, dh, q, alpha0, k0, kv0, v0, dv0, alpha1, k1, kv1, v1, dv1, D, ahead,
+                                             n_ahead);
+  }
+  // Phase 1's S outputs in one pass over the token's source rows
+  static void weighted_sums(const float* const* x, const float* w, index_t m, index_t S, index_t n, float* const* out) {
+    simd::avx512::weighted_sums(x, w, m, S, n, out);
   }
 };
 #endif
@@ -210,8 +266,11 @@ inline constexpr index_t max_unrolled_sources = 9;
 // α = softmax(s) into a[0..K), then h = Σ_j α_j v_j in a second sweep. With Fold the query is
 // q = w ⊙ g formed on the fly (one token: cheaper than folding it into a buffer first);
 // otherwise w already holds w ⊙ g and g is unused. a has room for padded<T>(K) numbers.
+// ahead (or nullptr): K rows of a later token, requested a line at a time during the first sweep
+// (spread over the work, not in a burst: see dots_with in core/simd_avx512.hpp).
 template <int K, bool Fold, class T>
-void forward_token(const T* w, const T* g, const T* const* rows, const T* inv_rms, index_t D, T* h, T* a) {
+void forward_token(const T* w, const T* g, const T* const* rows, const T* inv_rms, index_t D, T* h, T* a,
+                   const T* const* ahead) {
   using B = simd::batch<T>;
   constexpr index_t W = simd::width<T>;
   // An FMA's result is ready 4 cycles later and two start per cycle: the logits need about 8
@@ -227,12 +286,20 @@ void forward_token(const T* w, const T* g, const T* const* rows, const T* inv_rm
     if constexpr (Fold) return B::load_unaligned(w + d) * B::load_unaligned(g + d);
     else return B::load_unaligned(w + d);
   };
+  constexpr index_t line = 64 / static_cast<index_t>(sizeof(T));
   index_t d = 0;
-  for (; d + chains * W <= D; d += chains * W)
+  for (; d + chains * W <= D; d += chains * W) {
+    if (ahead)
+      for (int j = 0; j < K; ++j)
+        for (index_t e = 0; e < chains * W; e += line) __builtin_prefetch(ahead[j] + d + e);
     for (int c = 0; c < chains; ++c) {
       const B q = query(d + c * W);
       for (int j = 0; j < K; ++j) acc[c][j] = xsimd::fma(q, B::load_unaligned(v[j] + d + c * W), acc[c][j]);
     }
+  }
+  if (ahead)  // the lines the loop above did not reach
+    for (int j = 0; j < K; ++j)
+      for (index_t e = d; e < D; e += line) __builtin_prefetch(ahead[j] + e);
   for (; d + W <= D; d += W) {  // the odd batch left by two chains
     const B q = query(d);
     for (int j = 0; j < K; ++j) acc[0][j] = xsimd::fma(q, B::load_unaligned(v[j] + d), acc[0][j]);
@@ -253,17 +320,18 @@ void forward_token(const T* w, const T* g, const T* const* rows, const T* inv_rm
 }
 
 template <bool Fold, class T>
-void forward_token(index_t n, const T* w, const T* g, const T* const* rows, const T* inv_rms, index_t D, T* h, T* a) {
+void forward_token(index_t n, const T* w, const T* g, const T* const* rows, const T* inv_rms, index_t D, T* h, T* a,
+                   const T* const* ahead) {
   switch (n) {
-    case 1: return forward_token<1, Fold>(w, g, rows, inv_rms, D, h, a);
-    case 2: return forward_token<2, Fold>(w, g, rows, inv_rms, D, h, a);
-    case 3: return forward_token<3, Fold>(w, g, rows, inv_rms, D, h, a);
-    case 4: return forward_token<4, Fold>(w, g, rows, inv_rms, D, h, a);
-    case 5: return forward_token<5, Fold>(w, g, rows, inv_rms, D, h, a);
-    case 6: return forward_token<6, Fold>(w, g, rows, inv_rms, D, h, a);
-    case 7: return forward_token<7, Fold>(w, g, rows, inv_rms, D, h, a);
-    case 8: return forward_token<8, Fold>(w, g, rows, inv_rms, D, h, a);
-    default: return forward_token<9, Fold>(w, g, rows, inv_rms, D, h, a);
+    case 1: return forward_token<1, Fold>(w, g, rows, inv_rms, D, h, a, ahead);
+    case 2: return forward_token<2, Fold>(w, g, rows, inv_rms, D, h, a, ahead);
+    case 3: return forward_token<3, Fold>(w, g, rows, inv_rms, D, h, a, ahead);
+    case 4: return forward_token<4, Fold>(w, g, rows, inv_rms, D, h, a, ahead);
+    case 5: return forward_token<5, Fold>(w, g, rows, inv_rms, D, h, a, ahead);
+    case 6: return forward_token<6, Fold>(w, g, rows, inv_rms, D, h, a, ahead);
+    case 7: return forward_token<7, Fold>(w, g, rows, inv_rms, D, h, a, ahead);
+    case 8: return forward_token<8, Fold>(w, g, rows, inv_rms, D, h, a, ahead);
+    default: return forward_token<9, Fold>(w, g, rows, inv_rms, D, h, a, ahead);
   }
 }
 }  // namespace cpu_detail
@@ -282,45 +350,52 @@ void depth_attention_forward(backend::cpu, std::span<const depth_source<T>> sour
   const bool unrolled = n <= cpu_detail::max_unrolled_sources;
   // One token (decoding) folds w ⊙ g inside its sweep; more tokens share a folded copy.
   const T* qg = M == 1 && unrolled ? nullptr : cpu_detail::folded_queries<T>(1, D, [&](index_t) { return q; });
-  // Tokens [begin, end) with scratch for n row pointers, n statistics and padded<T>(n) weights.
-  auto tokens = [&](index_t begin, index_t end, const T** rows, T* r, T* a) {
+  // Tokens [begin, end) with scratch for n row pointers (this token's and a later one's), n
+  // statistics and padded<T>(n) weights. The unrolled kernel requests the later token's rows
+  // during its first sweep (spread); the general one, 4 tokens ahead in a burst before it.
+  auto tokens = [&](index_t begin, index_t end, const T** rows, const T** later, T* r, T* a) {
     for (index_t t = begin; t < end; ++t) {
+      const index_t ahead = t + (unrolled ? cpu_detail::spread_prefetch_ahead : cpu_detail::prefetch_ahead);
       for (index_t j = 0; j < n; ++j) {
         rows[j] = sources[j].value.row(t);
         r[j] = sources[j].inv_rms[t];
-        if (t + cpu_detail::prefetch_ahead < end) cpu_detail::prefetch_row(sources[j].value.row(t + cpu_detail::prefetch_ahead), D);
+        if (ahead < end) later[j] = sources[j].value.row(ahead);
+        if (ahead < end && !unrolled) cpu_detail::prefetch_row(later[j], D);
       }
+      const T* const* spread = unrolled && ahead < end ? later : nullptr;
       if (!unrolled) {
         simd::dots_with(qg, rows, n, D, a);  // the query read once per 4 sources
         for (index_t j = 0; j < n; ++j) a[j] *= r[j];
         simd::softmax_padded(a, n);
         simd::weighted_sum(rows, a, n, D, h.row(t));
       } else if (qg) {
-        cpu_detail::forward_token<false>(n, qg, qg, rows, r, D, h.row(t), a);
+        cpu_detail::forward_token<false>(n, qg, qg, rows, r, D, h.row(t), a, spread);
       } else {
-        cpu_detail::forward_token<true>(n, q.w, q.g, rows, r, D, h.row(t), a);
+        cpu_detail::forward_token<true>(n, q.w, q.g, rows, r, D, h.row(t), a, spread);
       }
       for (index_t j = 0; j < n; ++j) alpha(j, t) = a[j];
     }
   };
   if (unrolled && M <= cpu_detail::token_grain) {  // one chunk (decoding): this thread, scratch on the stack
     constexpr index_t cap = simd::padded<T>(cpu_detail::max_unrolled_sources);
-    const T* rows[cap];
+    const T *rows[cap], *later[cap];
     T r[cap], a[cap];
-    tokens(0, M, rows, r, a);
+    tokens(0, M, rows, later, r, a);
     return;
   }
   parallel_chunks(M, cpu_detail::token_grain, [&](index_t, index_t begin, index_t end) {
-    thread_local std::vector<const T*> rows;  // this worker's scratch, grown only
+    thread_local std::vector<const T*> rows, later;  // this worker's scratch, grown only
     thread_local std::vector<T> r, a;
     const auto need = static_cast<std::size_t>(simd::padded<T>(n));
-    if (rows.size() < need) rows.resize(need), r.resize(need), a.resize(need);
-    tokens(begin, end, rows.data(), r.data(), a.data());
+    if (rows.size() < need) rows.resize(need), later.resize(need), r.resize(need), a.resize(need);
+    tokens(begin, end, rows.data(), later.data(), r.data(), a.data());
   });
 }
 
 // Phase 1 for S queries. Per token: the S·n logits (each source row read once for all S
-// queries), then per query its max m, ℓ = Σ_j e^{s_j − m} and o = Σ_j e^{s_j − m} v_j.
+// queries), then per query its max m and ℓ = Σ_j e^{s_j − m}, then o_p = Σ_j e^{s_pj − m_p} v_j
+// for all S queries in one pass over the n rows (the AVX-512 kernels load each row once for
+// all S; a Block<8> step's Phase 1 −13 %, docs/performance.md round 19).
 template <class T>
 void depth_attention_stats(backend::cpu, std::span<const depth_source<T>> sources,
                            no_deduce<std::span<const depth_query<T>>> queries, no_deduce<std::span<const depth_stats<T>>> out) {
@@ -333,35 +408,42 @@ void depth_attention_stats(backend::cpu, std::span<const depth_source<T>> source
     using R = decltype(kernels);
     parallel_chunks(M, cpu_detail::token_grain, [&](index_t, index_t begin, index_t end) {
       thread_local std::vector<const T*> rows, q;  // this worker's scratch
+      thread_local std::vector<T*> o;
       thread_local std::vector<T> s, e;
       rows.resize(static_cast<std::size_t>(n));
       q.resize(static_cast<std::size_t>(S));
+      o.resize(static_cast<std::size_t>(S));
       s.resize(static_cast<std::size_t>(S * n));
-      e.resize(static_cast<std::size_t>(n));
+      e.resize(static_cast<std::size_t>(S * n));  // e[p·n + j]: query p's weight of source j
       for (index_t p = 0; p < S; ++p) q[p] = qg + p * D;
       for (index_t t = begin; t < end; ++t) {
+        const bool ahead = t + cpu_detail::spread_prefetch_ahead < end;
         for (index_t j = 0; j < n; ++j) {  // s[j·S + p] = logit of query p over source j
           rows[j] = sources[j].value.row(t);
-          if (t + cpu_detail::prefetch_ahead < end) cpu_detail::prefetch_row(sources[j].value.row(t + cpu_detail::prefetch_ahead), D);
-          R::dots_with(rows[j], q.data(), S, D, s.data() + j * S);
+          // source j's row of a later token, requested a line at a time as this row is read
+          R::dots_with(rows[j], q.data(), S, D, s.data() + j * S,
+                       ahead ? sources[j].value.row(t + cpu_detail::spread_prefetch_ahead) : nullptr);
           for (index_t p = 0; p < S; ++p) s[j * S + p] *= sources[j].inv_rms[t];
         }
         for (index_t p = 0; p < S; ++p) {
           const depth_stats<T>& st = out[p];
+          T* ep = e.data() + p * n;
           T m = -std::numeric_limits<T>::infinity();
           for (index_t j = 0; j < n; ++j) m = std::max(m, st.logits(j, t) = s[j * S + p]);
           T l = 0;
-          for (index_t j = 0; j < n; ++j) l += (e[j] = std::exp(s[j * S + p] - m));
+          for (index_t j = 0; j < n; ++j) l += (ep[j] = std::exp(s[j * S + p] - m));
           if (st.normalized) {  // the same state scaled by 1/ℓ: weights α_j = e_j/ℓ
             const T inv_l = T(1) / l;
-            for (index_t j = 0; j < n; ++j) e[j] *= inv_l;
+            for (index_t j = 0; j < n; ++j) ep[j] *= inv_l;
             m += std::log(l);
             l = 1;
           }
           st.m[t] = m;
           st.l[t] = l;
-          R::weighted_sum(rows.data(), e.data(), n, D, st.o.row(t));
+          o[p] = st.o.row(t);
         }
+        // o_p = Σ_j e_pj v_j for all S queries in one pass over the n rows
+        R::weighted_sums(rows.data(), e.data(), n, S, D, o.data());
       }
     });
   });
@@ -439,7 +521,8 @@ void depth_attention_backward(backend::cpu, std::span<const depth_source<T>> sou
       // q_rows = all S queries, for the row update.
       std::vector<const T*> rows(static_cast<std::size_t>(n_dots)), q_rows(static_cast<std::size_t>(S));
       const T* const* dh_rows = rows.data();
-      std::vector<T> a(static_cast<std::size_t>(S)), k(a.size()), dots(rows.size());
+      // per source of the pair (r = 0, 1): α_pj, dS_pj / r_j and the dots, each S or n_dots long
+      std::vector<T> a(static_cast<std::size_t>(2 * S)), k(a.size()), dots(static_cast<std::size_t>(2 * n_dots));
       for (index_t p = 0; p < S; ++p) {
         q_rows[p] = qg + p * D;
         if (recompute[p] >= 0) rows[recompute[p]] = q_rows[p];
@@ -447,52 +530,84 @@ void depth_attention_backward(backend::cpu, std::span<const depth_source<T>> sou
       // a_p += Σ_t k_p(t)·v_t is added a tile of tokens at a time: one load and store of a_p per
       // tile, instead of per token (a read-modify-write per token and point bound the kernel).
       constexpr index_t tile = 8;
-      std::vector<T> k_tile(static_cast<std::size_t>(S * tile));  // k_p(t), row p
-      const T* v_tile[tile];
-      // Sources outer, a span of tokens inner: each pass streams one source's rows, its
-      // gradient's and the S dh rows, consecutive in memory. Tokens outer (each source row read
-      // once, the dh rows kept in L1) jumps between 2n + S streams at every row and measured
-      // 2–2.6× slower at M = 2048; so did tiles of 4–64 tokens (bench_depth_attention,
+      std::vector<T> k_tile(static_cast<std::size_t>(S * 2 * tile));  // k_p(t) of both sources, row p
+      const T* v_tile[2 * tile];
+      // Sources outer, two at a time, and a span of tokens inner: each pass streams two sources'
+      // rows, their gradients' and the S dh rows, consecutive in memory. Tokens outer (each
+      // source row read once, the dh rows kept in L1) jumps between 2n + S streams at every row
+      // and measured 2–2.6× slower at M = 2048; so did tiles of 4–64 tokens (bench_depth_attention,
       // docs/performance.md). The span is short enough for its S dh rows to stay in L2 while
       // the n sources pass over them (read from memory once, not n times): −0.35 … −0.48 % of
-      // Block<8>'s step on a Xeon with 2 MiB of L2 per core. The hardware prefetcher alone left the
-      // loop waiting on v and dv; the rows of token t + 2 are requested while token t is worked on.
+      // Block<8>'s step on a Xeon with 2 MiB of L2 per core. Two sources a pass share every load
+      // of a dh and q row (the loop is bound by its loads in cache: −35 %). The hardware
+      // prefetcher alone left the loop waiting on v and dv, so the next token's rows are requested
+      // while one is worked on: a line per step of the pair's row update, not all 64 lines in a
+      // burst before it (the burst waits on the core's few miss buffers and stalls the work
+      // behind it: −18 % with the spread on rows from memory, docs/performance.md round 19).
       const index_t span = std::max(tile, cpu_detail::backward_dh_bytes / (S * D * index_t(sizeof(T))) / tile * tile);
+      // Source j's coefficients at token t from its dots (r: which of the pair): fills a, k and
+      // k_tile at r's offset and returns kv, the coefficient of v_j itself.
+      auto coefficients = [&](index_t j, index_t t, index_t slot_in_tile, int r) {
+        const T rinv = sources[j].inv_rms[t];
+        const T* dj = dots.data() + r * n_dots;
+        T proj = 0;  // Σ_p dS_p (u·q_p): the coefficient of u in the RMSNorm Jacobian term
+        for (index_t p = 0; p < S; ++p) {
+          const T alpha = a[r * S + p] = points[p].alpha(j, t);
+          const T ds = alpha * (dj[p] - points[p].c[t]);  // dS_pj
+          proj += ds * (recompute[p] < 0 ? points[p].logits(j, t) : dj[recompute[p]] * rinv);  // u·q_p = s_pj
+          k[r * S + p] = ds * rinv;
+          k_tile[static_cast<std::size_t>(p * 2 * tile + slot_in_tile)] = ds * rinv;
+        }
+        // dv_j += Σ_p (α_pj G_p + dS_pj/r_j · q_p) − u_j (u_j·p)/(D r_j)
+        return -proj * rinv * rinv / T(D);
+      };
       for (index_t s0 = begin; s0 < end; s0 += span) {
         const index_t s1 = std::min(end, s0 + span);
-        for (index_t j = 0; j < n; ++j) {
+        for (index_t j = 0; j < n; j += 2) {
+          const bool pair = j + 1 < n;
           for (index_t t0 = s0; t0 < s1; t0 += tile) {
             const index_t nt = std::min(tile, s1 - t0);
             for (index_t t = t0; t < t0 + nt; ++t) {
-              if (const index_t ahead = t + cpu_detail::stream_prefetch_ahead; ahead < s1) {
-                cpu_detail::prefetch_row(sources[j].value.row(ahead), D);
-                cpu_detail::prefetch_row(dsources[j].row(ahead), D);
+              // the next token's rows: its dh rows (in L2) now, the sources' rows and their
+              // gradients' (from memory) spread through the pair's row update
+              const T* next[4];
+              int n_next = 0;
+              if (const index_t ahead = t + 1; ahead < s1) {
+                for (index_t i = j; i < j + 1 + pair; ++i) {
+                  next[n_next++] = sources[i].value.row(ahead);
+                  next[n_next++] = dsources[i].row(ahead);
+                }
                 for (index_t p = 0; p < S; ++p) cpu_detail::prefetch_row(points[p].dh.row(ahead), D);
+                if (!pair)
+                  for (int i = 0; i < n_next; ++i) cpu_detail::prefetch_row(next[i], D);
               }
               for (index_t p = 0; p < S; ++p) rows[p] = points[p].dh.row(t);
-              const T* v = sources[j].value.row(t);
-              const T rinv = sources[j].inv_rms[t];
-              // dh_p·v and (unless kept as logits) q_p·v, v read once
-              R::dots_with(v, rows.data(), n_dots, D, dots.data());
-              T proj = 0;  // Σ_p dS_p (u·q_p): the coefficient of u in the RMSNorm Jacobian term
-              for (index_t p = 0; p < S; ++p) {
-                a[p] = points[p].alpha(j, t);
-                const T ds = a[p] * (dots[p] - points[p].c[t]);  // dS_pj
-                proj += ds * (recompute[p] < 0 ? points[p].logits(j, t) : dots[recompute[p]] * rinv);  // u·q_p = s_pj
-                k[p] = ds * rinv;
-                k_tile[static_cast<std::size_t>(p * tile + (t - t0))] = k[p];
+              const T* v0 = sources[j].value.row(t);
+              v_tile[t - t0] = v0;
+              if (pair) {
+                const T* v1 = sources[j + 1].value.row(t);
+                v_tile[nt + (t - t0)] = v1;
+                // dh_p·v and (unless kept as logits) q_p·v for both sources, each row read once
+                R::dots_with_pair(v0, v1, rows.data(), n_dots, D, dots.data(), dots.data() + n_dots);
+                const T kv0 = coefficients(j, t, t - t0, 0), kv1 = coefficients(j + 1, t, nt + (t - t0), 1);
+                if (overwrite)
+                  R::template row_update_pair<true>(S, dh_rows, q_rows.data(), a.data(), k.data(), kv0, v0, dsources[j].row(t),
+                                                    a.data() + S, k.data() + S, kv1, v1, dsources[j + 1].row(t), D, next, n_next);
+                else
+                  R::template row_update_pair<false>(S, dh_rows, q_rows.data(), a.data(), k.data(), kv0, v0, dsources[j].row(t),
+                                                     a.data() + S, k.data() + S, kv1, v1, dsources[j + 1].row(t), D, next, n_next);
+              } else {
+                R::dots_with(v0, rows.data(), n_dots, D, dots.data());
+                const T kv = coefficients(j, t, t - t0, 0);
+                if (overwrite)
+                  R::template row_update<true>(S, dh_rows, q_rows.data(), a.data(), k.data(), kv, v0, dsources[j].row(t), D);
+                else
+                  R::template row_update<false>(S, dh_rows, q_rows.data(), a.data(), k.data(), kv, v0, dsources[j].row(t), D);
               }
-              v_tile[t - t0] = v;
-              // dv_j += Σ_p (α_pj G_p + dS_pj/r_j · q_p) − u_j (u_j·p)/(D r_j)
-              const T kv = -proj * rinv * rinv / T(D);
-              if (overwrite)
-                R::template row_update<true>(S, dh_rows, q_rows.data(), a.data(), k.data(), kv, v, dsources[j].row(t), D);
-              else
-                R::template row_update<false>(S, dh_rows, q_rows.data(), a.data(), k.data(), kv, v, dsources[j].row(t), D);
             }
-            // a_p += Σ_t dS_pj/r_j · v_j over the tile (its rows were just read: in L1)
+            // a_p += Σ_t dS_pj/r_j · v_j over the tile, both sources (their rows were just read: in L1)
             for (index_t p = 0; p < S; ++p)
-              R::add_weighted_sum(v_tile, k_tile.data() + p * tile, nt, D, acc_base + chunk * slot + p * D);
+              R::add_weighted_sum(v_tile, k_tile.data() + p * 2 * tile, pair ? 2 * nt : nt, D, acc_base + chunk * slot + p * D);
           }
         }
       }
