@@ -4,6 +4,7 @@
 
 #include <attnres/ops/depth_attention.hpp>
 
+#include <algorithm>
 #include <cmath>
 
 using namespace attnres_test;
@@ -22,13 +23,24 @@ struct fixed_pushes {
   typename Policy::Params params;
   typename Policy::Cache cache;
   std::vector<tensor<float>> h;  // L+1 × (M,D)
+  int in_place = 0;  // how many v_l were written into the policy's source_buffer
   fixed_pushes(int L, index_t D) : policy({.n_sublayers = L, .d_model = D}), params(policy.init_params()) {}
-  void run(const tensor<float>& x0, const std::vector<tensor<float>>& v, bool keep_for_backward = false) {
+  // use_source_buffer: write v_l where the policy offers (source_buffer), as LM's forward does
+  void run(const tensor<float>& x0, const std::vector<tensor<float>>& v, bool keep_for_backward = false,
+           bool use_source_buffer = false) {
     const int L = policy.n_sublayers();
     h.assign(L + 1, tensor<float>({x0.rows(), x0.cols()}));
+    in_place = 0;
     policy.begin(cache, x0.mat(), keep_for_backward);
     for (int l = 1; l <= L; ++l) {
       policy.gather(params, cache, l, h[l - 1].mat());
+      if constexpr (requires { policy.source_buffer(cache, l); })
+        if (auto* buffer = use_source_buffer ? policy.source_buffer(cache, l) : nullptr) {
+          attnres::copy(v[l - 1].mat(), buffer->mat());
+          policy.push(cache, l, buffer->mat());
+          ++in_place;
+          continue;
+        }
       policy.push(cache, l, v[l - 1].mat());
     }
     policy.gather(params, cache, L + 1, h[L].mat());
@@ -256,4 +268,36 @@ TEMPLATE_TEST_CASE("Block's one-shot decode path equals its two-phase path", "[r
       REQUIRE_CLOSE(a.data, b.data, a.rows * a.cols, 1e-5, 1e-7);
     }
   }
+}
+
+// LM's forward writes a sublayer's output where the policy keeps it (source_buffer): Block's
+// first partial sum of each block (b_n itself when S = 1), every Full source. Same gathers, bit
+// for bit, as pushing from the caller's own buffer, in training and inference.
+TEMPLATE_TEST_CASE("writing v_l into the policy's source_buffer changes no gather", "[residual][invariant]",
+                   FullAttnRes, BlockAttnRes<1>, BlockAttnRes<2>, BlockAttnRes<4>, BlockAttnRes<8>) {
+  using P = typename TestType::template with<float, attnres::backend::cpu>;
+  const int L = 8;
+  const index_t D = 13;
+  for (const index_t M : {index_t(1), index_t(5), index_t(37)})
+    for (const bool keep : {false, true}) {
+      CAPTURE(M, keep);
+      const random_sources src(L, M, D, 21 + static_cast<std::uint64_t>(M));
+      fixed_pushes<P> own(L, D), in_place(L, D);
+      attnres::rng gen(5);
+      for (auto* f : {&own, &in_place}) {
+        attnres::rng g = gen;
+        attnres::fill_normal(f->params.query, g, 0.0, 0.7);
+        attnres::fill_normal(f->params.key_gain, g, 1.0, 0.2);
+      }
+      own.run(src.x0, src.v, keep);
+      in_place.run(src.x0, src.v, keep, /*use_source_buffer=*/true);
+      // Full keeps every v_l; Block<N> takes the first of each block's S = L/N outputs
+      int expected = L;
+      if constexpr (!std::is_same_v<TestType, FullAttnRes>) expected = L / own.policy.block_size();
+      CHECK(in_place.in_place == expected);
+      for (int l = 1; l <= L + 1; ++l) {
+        CAPTURE(l);
+        REQUIRE(std::equal(own.h[l - 1].data(), own.h[l - 1].data() + M * D, in_place.h[l - 1].data()));
+      }
+    }
 }

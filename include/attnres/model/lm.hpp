@@ -511,22 +511,32 @@ class LM {
       policy_.gather(params.residual, a.rcache, l, s.h.mat());
       if constexpr (on_host)
         if (diag_) diag_->on_gather<T>(l, s.h.mat(), policy_.depth_weights(a.rcache, l));
+      // v_l goes where the policy keeps it, if it does (Block's b_n^1, Full's sources): no copy there
+      tensor_t& v = source_buffer(l, s.v);
       if (l % 2 == 1) {
         norm_.forward(lp.attn_norm, s.norm_cache, s.h.mat(), s.xn.mat());
-        attn_.forward(lp.attn, a.attn_cache[ci], s.xn.mat(), batch, seq, s.v.mat(), kv ? &kv->kv[i] : nullptr);
+        attn_.forward(lp.attn, a.attn_cache[ci], s.xn.mat(), batch, seq, v.mat(), kv ? &kv->kv[i] : nullptr);
       } else {
         norm_.forward(lp.mlp_norm, s.norm_cache, s.h.mat(), s.xn.mat());
-        mlp_.forward(lp.mlp, a.mlp_cache[ci], s.xn.mat(), s.v.mat());
+        mlp_.forward(lp.mlp, a.mlp_cache[ci], s.xn.mat(), v.mat());
       }
-      policy_.push(a.rcache, l, s.v.mat());
+      policy_.push(a.rcache, l, v.mat());
       if constexpr (on_host)
-        if (diag_) diag_->on_source<T>(l, s.v.mat());
+        if (diag_) diag_->on_source<T>(l, v.mat());
     }
     policy_.gather(params.residual, a.rcache, L + 1, a.hout.mat());
     if constexpr (on_host)
       if (diag_) diag_->on_gather<T>(L + 1, a.hout.mat(), policy_.depth_weights(a.rcache, L + 1));
     norm_.forward(params.norm, a.final_norm_cache, a.hout.mat(), a.y.mat());
     ops::linear_forward(Backend{}, a.y.mat(), head_weight(), a.logits.mat());
+  }
+
+  // Where the forward writes sublayer l's output v_l: the policy's own slot when it offers one
+  // (see residual/residual_policy.hpp), else the sublayer's buffer.
+  tensor_t& source_buffer(int l, tensor_t& own) {
+    if constexpr (requires { policy_.source_buffer(act_.rcache, l); })
+      if (tensor_t* b = policy_.source_buffer(act_.rcache, l)) return *b;
+    return own;
   }
 
   // Where run_backward writes ∂ℒ/∂h_l for gather point l ≤ L + 1: the policy's own buffer when

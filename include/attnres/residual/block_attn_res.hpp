@@ -251,18 +251,27 @@ class BlockAttnRes<N>::with {
   void push(Cache& c, int l, const_view_t v /*(M,D)*/) const {
     c.seq.push(l);
     detail::check_view<T>(label(), "sublayer output", c.M, cfg_.d_model, v);
-    const bool last = (l - 1) % S_ == S_ - 1;
-    const view_t out = last                         ? c.block[c.completed].mat()
-                               : c.seq.keep_for_backward() ? c.partial_at[l].mat()
-                                                           : c.partial.mat();
-    if (!c.has_partial)
-      copy(v, out);
-    else
+    const view_t out = push_target(c, l);
+    if (!c.has_partial) {
+      if (v.data != out.data || v.stride != out.stride) copy(v, out);  // else the caller wrote it there
+    } else {
       sum_to(c.partial_now, v, out);
+    }
+    const bool last = (l - 1) % S_ == S_ - 1;
     c.has_partial = !last;
     c.block_pending = last;
     c.partial_now = out;
     // NaN/Inf in v shows up in the key-norm statistic of the partial or block sum it joins.
+  }
+
+  // Where a caller may write v_l after gather(l), before push(l): at a block's first sublayer
+  // b_n^1 = v_l (b_n itself when S = 1), so the slot push(l) would copy v_l into. Later sublayers
+  // of a block add v_l to the partial sum: no slot.
+  tensor_t* source_buffer(Cache& c, int l) const {
+    if (l < 1 || l > cfg_.n_sublayers || (l - 1) % S_ != 0 || c.has_partial || c.block.empty()) return nullptr;
+    if (S_ == 1) return &c.block[static_cast<std::size_t>(c.completed)];
+    if (!c.seq.keep_for_backward()) return &c.partial;
+    return static_cast<std::size_t>(l) < c.partial_at.size() ? &c.partial_at[l] : nullptr;
   }
 
   void begin_backward(Cache& c) const {
@@ -393,6 +402,13 @@ class BlockAttnRes<N>::with {
   std::string partial_name(int l) const {
     return "the partial sum of block " + std::to_string((l - 1) / S_ + 1) + " (last added: the output of sublayer " +
            std::to_string(l - 1) + ")";
+  }
+
+  // Where push(l) writes b_n^{i+1}: b_n itself after the block's last sublayer, else the next
+  // gather point's slot (training) or the running buffer (inference).
+  view_t push_target(Cache& c, int l) const {
+    if ((l - 1) % S_ == S_ - 1) return c.block[c.completed].mat();
+    return c.seq.keep_for_backward() ? c.partial_at[l].mat() : c.partial.mat();
   }
 
   // The block sum written by the block's last push becomes a source: its key-norm statistic.

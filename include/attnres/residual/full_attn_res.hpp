@@ -106,6 +106,12 @@ class FullAttnRes::with {
     add_source(c, l, v, [l] { return "the output of sublayer " + std::to_string(l); });
   }
 
+  // Where a caller may write v_l after gather(l), before push(l): the source slot push(l) would
+  // copy it into.
+  tensor_t* source_buffer(Cache& c, int l) const {
+    return l >= 1 && static_cast<std::size_t>(l) < c.value.size() ? &c.value[l] : nullptr;
+  }
+
   void begin_backward(Cache& c) const {
     c.seq.begin_backward();
     // Not zeroed: the output's backward (the first, reading every source) overwrites them all.
@@ -142,7 +148,8 @@ class FullAttnRes::with {
  private:
   template <class What>
   void add_source(Cache& c, int j, const_view_t v, const What& what) const {
-    copy(v, c.value[j].mat());
+    const view_t slot = c.value[j].mat();
+    if (v.data != slot.data || v.stride != slot.stride) copy(v, slot);  // else the caller wrote it there
     detail::key_norm_or_throw(Backend{}, "FullAttnRes", what, v, T(cfg_.norm_eps), c.inv_rms[j].data());
   }
   // The sources of gather point l: v_0 .. v_{l-1}.

@@ -36,6 +36,10 @@
 //                           (l ≤ L + 1) after begin_backward and before gather_backward(l), for
 //                           a policy that keeps dh_l (Block's batched Phase-1 backward reads it
 //                           there instead of copying it)
+//   source_buffer(cache, l)  optional: a tensor_t* (or nullptr) where the caller may write v_l
+//                           after gather(l) and before push(l), for a policy that keeps v_l as
+//                           it is (Block's first partial sum of a block, Full's sources): push
+//                           then finds v_l in place instead of copying it
 //   depth_weights(cache, l) α of gather point l, (n_sources(l), M); empty for Sum
 //   prefetch(params, cache, l)  optional: a hint that gather(l) comes soon; LM's decode step calls
 //                           it before each sublayer's output projection (Block and Full ask the
