@@ -404,34 +404,38 @@ void depth_attention_stats(backend::cpu, std::span<const depth_source<T>> source
   if (S == 0 || n == 0) return;
   const index_t M = out[0].o.rows, D = out[0].o.cols;
   const T* qg = cpu_detail::folded_queries<T>(S, D, [&](index_t p) { return queries[p]; });
-  cpu_detail::with_row_kernels<T>([&](auto kernels) {
+  // The per-token loops over the S queries are short: with S a compile-time constant (Block's
+  // usual 1, 2 and 4) they unroll (Phase 1 in cache: −17 %, docs/performance.md round 19).
+  auto run = [&](auto kernels, auto s_const) {
     using R = decltype(kernels);
+    constexpr index_t SC = decltype(s_const)::value;
+    const index_t Sq = SC > 0 ? SC : S;
     parallel_chunks(M, cpu_detail::token_grain, [&](index_t, index_t begin, index_t end) {
       thread_local std::vector<const T*> rows, q;  // this worker's scratch
       thread_local std::vector<T*> o;
       thread_local std::vector<T> s, e;
       rows.resize(static_cast<std::size_t>(n));
-      q.resize(static_cast<std::size_t>(S));
-      o.resize(static_cast<std::size_t>(S));
-      s.resize(static_cast<std::size_t>(S * n));
-      e.resize(static_cast<std::size_t>(S * n));  // e[p·n + j]: query p's weight of source j
-      for (index_t p = 0; p < S; ++p) q[p] = qg + p * D;
+      q.resize(static_cast<std::size_t>(Sq));
+      o.resize(static_cast<std::size_t>(Sq));
+      s.resize(static_cast<std::size_t>(Sq * n));
+      e.resize(static_cast<std::size_t>(Sq * n));  // e[p·n + j]: query p's weight of source j
+      for (index_t p = 0; p < Sq; ++p) q[p] = qg + p * D;
       for (index_t t = begin; t < end; ++t) {
         const bool ahead = t + cpu_detail::spread_prefetch_ahead < end;
         for (index_t j = 0; j < n; ++j) {  // s[j·S + p] = logit of query p over source j
           rows[j] = sources[j].value.row(t);
           // source j's row of a later token, requested a line at a time as this row is read
-          R::dots_with(rows[j], q.data(), S, D, s.data() + j * S,
+          R::dots_with(rows[j], q.data(), Sq, D, s.data() + j * Sq,
                        ahead ? sources[j].value.row(t + cpu_detail::spread_prefetch_ahead) : nullptr);
-          for (index_t p = 0; p < S; ++p) s[j * S + p] *= sources[j].inv_rms[t];
+          for (index_t p = 0; p < Sq; ++p) s[j * Sq + p] *= sources[j].inv_rms[t];
         }
-        for (index_t p = 0; p < S; ++p) {
+        for (index_t p = 0; p < Sq; ++p) {
           const depth_stats<T>& st = out[p];
           T* ep = e.data() + p * n;
           T m = -std::numeric_limits<T>::infinity();
-          for (index_t j = 0; j < n; ++j) m = std::max(m, st.logits(j, t) = s[j * S + p]);
+          for (index_t j = 0; j < n; ++j) m = std::max(m, st.logits(j, t) = s[j * Sq + p]);
           T l = 0;
-          for (index_t j = 0; j < n; ++j) l += (ep[j] = std::exp(s[j * S + p] - m));
+          for (index_t j = 0; j < n; ++j) l += (ep[j] = std::exp(s[j * Sq + p] - m));
           if (st.normalized) {  // the same state scaled by 1/ℓ: weights α_j = e_j/ℓ
             const T inv_l = T(1) / l;
             for (index_t j = 0; j < n; ++j) ep[j] *= inv_l;
@@ -443,9 +447,17 @@ void depth_attention_stats(backend::cpu, std::span<const depth_source<T>> source
           o[p] = st.o.row(t);
         }
         // o_p = Σ_j e_pj v_j for all S queries in one pass over the n rows
-        R::weighted_sums(rows.data(), e.data(), n, S, D, o.data());
+        R::weighted_sums(rows.data(), e.data(), n, Sq, D, o.data());
       }
     });
+  };
+  cpu_detail::with_row_kernels<T>([&](auto kernels) {
+    switch (S) {
+      case 1: return run(kernels, std::integral_constant<index_t, 1>{});
+      case 2: return run(kernels, std::integral_constant<index_t, 2>{});
+      case 4: return run(kernels, std::integral_constant<index_t, 4>{});
+      default: return run(kernels, std::integral_constant<index_t, 0>{});
+    }
   });
 }
 
@@ -569,7 +581,7 @@ void depth_attention_backward(backend::cpu, std::span<const depth_source<T>> sou
             const index_t nt = std::min(tile, s1 - t0);
             for (index_t t = t0; t < t0 + nt; ++t) {
               // the next token's rows: its dh rows (in L2) now, the sources' rows and their
-              // gradients' (from memory) spread through the pair's row update
+              // gradients' (from memory) a line per step of the pair's row update
               const T* next[4];
               int n_next = 0;
               if (const index_t ahead = t + 1; ahead < s1) {
@@ -578,6 +590,8 @@ void depth_attention_backward(backend::cpu, std::span<const depth_source<T>> sou
                   next[n_next++] = dsources[i].row(ahead);
                 }
                 for (index_t p = 0; p < S; ++p) cpu_detail::prefetch_row(points[p].dh.row(ahead), D);
+                // a lone source's token is short work: its rows are asked for at once (spread
+                // over its one row update they came late: +17 % at n = 1)
                 if (!pair)
                   for (int i = 0; i < n_next; ++i) cpu_detail::prefetch_row(next[i], D);
               }
