@@ -124,58 +124,51 @@ TEST_CASE("depth attention: cpu equals reference on awkward sizes", "[ops][depth
     REQUIRE_CLOSE(h1.data(), h2.data(), h1.size(), tol, atol);
     REQUIRE_CLOSE(a1.data(), a2.data(), a1.size(), 1e-5, 1e-7);
   }
-  SECTION("phase-1 statistics for 1, 2, 4 and 5 queries (the cpu loop's unrolled counts and the general one)") {
-    for (const index_t S : {index_t(1), index_t(2), index_t(4), index_t(5)}) {
-      CAPTURE(S);
-      std::vector<tensor<float>> o[2], m[2], l[2], lg[2];
-      std::vector<ops::depth_stats<float>> st[2];
-      std::vector<ops::depth_query<float>> qs;
-      for (index_t p = 0; p < S; ++p) qs.push_back(pb.query(p));
-      for (int b = 0; b < 2; ++b) {
-        for (index_t p = 0; p < S; ++p) {
-          o[b].emplace_back(std::vector<index_t>{M, D});
-          m[b].emplace_back(std::vector<index_t>{M});
-          l[b].emplace_back(std::vector<index_t>{M});
-          lg[b].emplace_back(std::vector<index_t>{n, M});
-        }
-        // the first point's statistics normalised, as Block's Phase 1 writes them
-        for (index_t p = 0; p < S; ++p)
-          st[b].push_back({o[b][p].mat(), m[b][p].data(), l[b][p].data(), lg[b][p].mat(), p == 0});
-      }
-      ops::depth_attention_stats(backend::reference{}, src_span<float>(src), qs, st[0]);
-      ops::depth_attention_stats(backend::cpu{}, src_span<float>(src), qs, st[1]);
-      for (index_t p = 0; p < S; ++p) {
-        CAPTURE(p);
-        REQUIRE_CLOSE(o[0][p].data(), o[1][p].data(), M * D, tol, atol);
-        REQUIRE_CLOSE(l[0][p].data(), l[1][p].data(), M, 1e-5, 1e-7);
-        REQUIRE_CLOSE(lg[0][p].data(), lg[1][p].data(), n * M, tol, 1e-6);
-        for (index_t t = 0; t < M; ++t) CHECK(m[0][p][t] == Approx(m[1][p][t]).epsilon(1e-5).margin(1e-6));
-      }
-    }
-  }
-  SECTION("phase-1 statistics and phase-2 merge") {
-    const index_t S = 3;
+  // Phase-1 statistics of the first S queries on the reference (b = 0) and cpu (b = 1)
+  // backends, checked equal; the first point's normalised if asked (as Block's Phase 1 writes it).
+  struct phase1_pair {
     std::vector<tensor<float>> o[2], m[2], l[2], lg[2];
     std::vector<ops::depth_stats<float>> st[2];
+  };
+  auto phase1_on_both = [&](index_t S, bool normalized_first, phase1_pair& r) {
     std::vector<ops::depth_query<float>> qs;
     for (index_t p = 0; p < S; ++p) qs.push_back(pb.query(p));
     for (int b = 0; b < 2; ++b) {
       for (index_t p = 0; p < S; ++p) {
-        o[b].emplace_back(std::vector<index_t>{M, D});
-        m[b].emplace_back(std::vector<index_t>{M});
-        l[b].emplace_back(std::vector<index_t>{M});
-        lg[b].emplace_back(std::vector<index_t>{n, M});
+        r.o[b].emplace_back(std::vector<index_t>{M, D});
+        r.m[b].emplace_back(std::vector<index_t>{M});
+        r.l[b].emplace_back(std::vector<index_t>{M});
+        r.lg[b].emplace_back(std::vector<index_t>{n, M});
       }
-      for (index_t p = 0; p < S; ++p) st[b].push_back({o[b][p].mat(), m[b][p].data(), l[b][p].data(), lg[b][p].mat()});
+      for (index_t p = 0; p < S; ++p)
+        r.st[b].push_back({r.o[b][p].mat(), r.m[b][p].data(), r.l[b][p].data(), r.lg[b][p].mat(), normalized_first && p == 0});
     }
-    ops::depth_attention_stats(backend::reference{}, src_span<float>(src), qs, st[0]);
-    ops::depth_attention_stats(backend::cpu{}, src_span<float>(src), qs, st[1]);
+    ops::depth_attention_stats(backend::reference{}, src_span<float>(src), qs, r.st[0]);
+    ops::depth_attention_stats(backend::cpu{}, src_span<float>(src), qs, r.st[1]);
     for (index_t p = 0; p < S; ++p) {
-      REQUIRE_CLOSE(o[0][p].data(), o[1][p].data(), M * D, tol, atol);
-      REQUIRE_CLOSE(l[0][p].data(), l[1][p].data(), M, 1e-5, 1e-7);
-      REQUIRE_CLOSE(lg[0][p].data(), lg[1][p].data(), n * M, tol, 1e-6);
-      for (index_t t = 0; t < M; ++t) CHECK(m[0][p][t] == Approx(m[1][p][t]).epsilon(1e-5).margin(1e-6));
+      CAPTURE(p);
+      REQUIRE_CLOSE(r.o[0][p].data(), r.o[1][p].data(), M * D, tol, atol);
+      REQUIRE_CLOSE(r.l[0][p].data(), r.l[1][p].data(), M, 1e-5, 1e-7);
+      REQUIRE_CLOSE(r.lg[0][p].data(), r.lg[1][p].data(), n * M, tol, 1e-6);
+      for (index_t t = 0; t < M; ++t) CHECK(r.m[0][p][t] == Approx(r.m[1][p][t]).epsilon(1e-5).margin(1e-6));
     }
+  };
+
+  SECTION("phase-1 statistics for 1, 2, 4 and 5 queries (the cpu loop's unrolled counts and the general one)") {
+    for (const index_t S : {index_t(1), index_t(2), index_t(4), index_t(5)}) {
+      CAPTURE(S);
+      phase1_pair r;
+      phase1_on_both(S, /*normalized_first=*/true, r);
+    }
+  }
+  SECTION("phase-1 statistics and phase-2 merge") {
+    phase1_pair r;
+    phase1_on_both(3, /*normalized_first=*/false, r);
+    const auto& st = r.st;
+    const auto& o = r.o;
+    const auto& m = r.m;
+    const auto& l = r.l;
+    const auto& lg = r.lg;
     // merge with a partial (the last source plays the partial) and without
     attnres::rng gen(7);
     const auto part_v = random_tensor<float>({M, D}, gen, 0.0, 3.0);

@@ -251,7 +251,7 @@ class BlockAttnRes<N>::with {
   void push(Cache& c, int l, const_view_t v /*(M,D)*/) const {
     c.seq.push(l);
     detail::check_view<T>(label(), "sublayer output", c.M, cfg_.d_model, v);
-    const view_t out = push_target(c, l);
+    const view_t out = push_slot(c, l).mat();
     if (!c.has_partial) {
       if (v.data != out.data || v.stride != out.stride) copy(v, out);  // else the caller wrote it there
     } else {
@@ -269,9 +269,7 @@ class BlockAttnRes<N>::with {
   // of a block add v_l to the partial sum: no slot.
   tensor_t* source_buffer(Cache& c, int l) const {
     if (l < 1 || l > cfg_.n_sublayers || (l - 1) % S_ != 0 || c.has_partial || c.block.empty()) return nullptr;
-    if (S_ == 1) return &c.block[static_cast<std::size_t>(c.completed)];
-    if (!c.seq.keep_for_backward()) return &c.partial;
-    return static_cast<std::size_t>(l) < c.partial_at.size() ? &c.partial_at[l] : nullptr;
+    return &push_slot(c, l);
   }
 
   void begin_backward(Cache& c) const {
@@ -406,9 +404,9 @@ class BlockAttnRes<N>::with {
 
   // Where push(l) writes b_n^{i+1}: b_n itself after the block's last sublayer, else the next
   // gather point's slot (training) or the running buffer (inference).
-  view_t push_target(Cache& c, int l) const {
-    if ((l - 1) % S_ == S_ - 1) return c.block[c.completed].mat();
-    return c.seq.keep_for_backward() ? c.partial_at[l].mat() : c.partial.mat();
+  tensor_t& push_slot(Cache& c, int l) const {
+    if ((l - 1) % S_ == S_ - 1) return c.block[static_cast<std::size_t>(c.completed)];
+    return c.seq.keep_for_backward() ? c.partial_at[static_cast<std::size_t>(l)] : c.partial;
   }
 
   // The block sum written by the block's last push becomes a source: its key-norm statistic.
