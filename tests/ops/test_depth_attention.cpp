@@ -91,6 +91,13 @@ TEST_CASE("key_norm_stats: 1/RMS per token, and the first non-finite token", "[o
   v[12] = std::numeric_limits<float>::infinity();
   CHECK(ops::key_norm_stats(backend::reference{}, v.mat(), 1e-6f, r.data()) == 1);
   CHECK(ops::key_norm_stats(backend::cpu{}, v.mat(), 1e-6f, r.data()) == 1);
+  // the same from a sum: b = v + (−v except the bad entries) leaves NaN in row 1, Inf in row 2
+  tensor<float> minus({3, 5}), sum({3, 5});
+  for (index_t i = 0; i < v.size(); ++i) minus[i] = std::isfinite(v[i]) ? -v[i] : 1.0f;
+  CHECK(ops::sum_key_norm_stats(backend::reference{}, v.mat(), minus.mat(), sum.mat(), 1e-6f, r.data()) == 1);
+  CHECK(ops::sum_key_norm_stats(backend::cpu{}, v.mat(), minus.mat(), sum.mat(), 1e-6f, r.data()) == 1);
+  CHECK(sum[0] == 0.0f);
+  CHECK(std::isnan(sum[7]));
 }
 
 TEST_CASE("depth attention: cpu equals reference on awkward sizes", "[ops][depth_attention][cpu]") {
@@ -116,6 +123,18 @@ TEST_CASE("depth attention: cpu equals reference on awkward sizes", "[ops][depth
     ops::key_norm_stats(backend::reference{}, pb.value[n - 1].mat(), 1e-6f, a.data());
     ops::key_norm_stats(backend::cpu{}, pb.value[n - 1].mat(), 1e-6f, b.data());
     REQUIRE_CLOSE(a.data(), b.data(), M, 1e-5, 1e-7);
+  }
+  SECTION("a sum and its key-norm statistic in one op, also in place (out = a)") {
+    const auto& a = pb.value[0];
+    const auto& b = pb.value[n - 1];
+    tensor<float> s1({M, D}), s2({M, D}), r1({M}), r2({M}), s3 = a, r3({M});
+    CHECK(ops::sum_key_norm_stats(backend::reference{}, a.mat(), b.mat(), s1.mat(), 1e-6f, r1.data()) == -1);
+    CHECK(ops::sum_key_norm_stats(backend::cpu{}, a.mat(), b.mat(), s2.mat(), 1e-6f, r2.data()) == -1);
+    CHECK(ops::sum_key_norm_stats(backend::cpu{}, s3.mat(), b.mat(), s3.mat(), 1e-6f, r3.data()) == -1);
+    REQUIRE(std::equal(s1.data(), s1.data() + s1.size(), s2.data()));  // one rounding per entry either way
+    REQUIRE(std::equal(s1.data(), s1.data() + s1.size(), s3.data()));
+    REQUIRE_CLOSE(r1.data(), r2.data(), M, 1e-5, 1e-7);
+    REQUIRE_CLOSE(r1.data(), r3.data(), M, 1e-5, 1e-7);
   }
   SECTION("one-shot forward") {
     tensor<float> h1({M, D}), h2({M, D}), a1({n, M}), a2({n, M});
@@ -184,6 +203,29 @@ TEST_CASE("depth attention: cpu equals reference on awkward sizes", "[ops][depth
                                  a2.mat());
       REQUIRE_CLOSE(h1.data(), h2.data(), h1.size(), tol, atol);
       REQUIRE_CLOSE(a1.data(), a2.data(), a1.size(), 1e-5, 1e-7);
+    }
+    // The merge that takes the partial's statistic itself equals key_norm_stats, then the merge.
+    {
+      const index_t rows = n + 1;
+      tensor<float> h1({M, D}), h2({M, D}), a1({rows, M}), a2({rows, M}), r1({M}), r2({M});
+      CHECK(ops::depth_attention_merge_normed(backend::reference{}, st[0][1], part_v.mat(), 1e-6f, r1.data(),
+                                              pb.query(1), h1.mat(), a1.mat()) == -1);
+      CHECK(ops::depth_attention_merge_normed(backend::cpu{}, st[1][1], part_v.mat(), 1e-6f, r2.data(), pb.query(1),
+                                              h2.mat(), a2.mat()) == -1);
+      REQUIRE_CLOSE(r1.data(), part_r.data(), M, 1e-5, 1e-7);
+      REQUIRE_CLOSE(r2.data(), part_r.data(), M, 1e-5, 1e-7);
+      tensor<float> h3({M, D}), a3({rows, M});
+      ops::depth_attention_merge(backend::reference{}, st[0][1], &part, pb.query(1), h3.mat(), a3.mat());
+      REQUIRE_CLOSE(h1.data(), h3.data(), h1.size(), tol, atol);
+      REQUIRE_CLOSE(h2.data(), h3.data(), h1.size(), tol, atol);
+      REQUIRE_CLOSE(a2.data(), a3.data(), a1.size(), 1e-5, 1e-7);
+      // a NaN in the partial's last token is reported as that token
+      tensor<float> bad_v = part_v;
+      bad_v.mat()(M - 1, D - 1) = std::numeric_limits<float>::quiet_NaN();
+      CHECK(ops::depth_attention_merge_normed(backend::reference{}, st[0][1], bad_v.mat(), 1e-6f, r1.data(),
+                                              pb.query(1), h1.mat(), a1.mat()) == M - 1);
+      CHECK(ops::depth_attention_merge_normed(backend::cpu{}, st[1][1], bad_v.mat(), 1e-6f, r2.data(), pb.query(1),
+                                              h2.mat(), a2.mat()) == M - 1);
     }
     // Normalised statistics (depth_stats::normalized): o/ℓ, ℓ = 1, m + log ℓ of the plain
     // ones, on both backends; the merge gives the same h and α from them, also in place (h = o).

@@ -3,6 +3,7 @@
 #include "policy_types.hpp"
 
 #include <limits>
+#include <type_traits>
 
 using namespace attnres_test;
 using attnres::BlockAttnRes;
@@ -76,6 +77,21 @@ TEMPLATE_TEST_CASE("NaN or Inf in the embedding or a sublayer output is refused"
     };
     REQUIRE_THROWS_AS(run(), attnres::numeric_error);
     REQUIRE_THROWS_WITH(run(), contains("sublayer 1") && contains("NaN or Inf (token 2)"));
+
+    // The output of a block's last sublayer: the error names the block sum it closes (Block) at
+    // the push; Sum and Full refuse it at the push as before.
+    auto run_last = [&] {
+      policy.begin(cache, x0.mat());
+      policy.gather(params, cache, 1, h.mat());
+      policy.push(cache, 1, v.mat());
+      policy.gather(params, cache, 2, h.mat());
+      policy.push(cache, 2, v_bad.mat());
+      policy.gather(params, cache, 3, h.mat());
+    };
+    REQUIRE_THROWS_AS(run_last(), attnres::numeric_error);
+    REQUIRE_THROWS_WITH(run_last(), contains("sublayer 2") && contains("NaN or Inf (token 2)"));
+    if constexpr (std::is_same_v<TestType, BlockAttnRes<2>>)
+      REQUIRE_THROWS_WITH(run_last(), contains("block sum b_1"));
   }
 }
 

@@ -280,4 +280,34 @@ inline void sum_to(const T* a, const T* b, T* out, index_t n) {
   for (; d < n; ++d) out[d] = a[d] + b[d];
 }
 
+// out = a + b, returning Σ_d out[d]²: a block sum and its key-norm statistic in one pass
+// (out may be a or b)
+template <class T>
+inline T sum_to_squares(const T* a, const T* b, T* out, index_t n) {
+  using B = batch<T>;
+  constexpr index_t W = width<T>;
+  B acc0(T(0)), acc1(T(0));  // two chains: the FMA's latency
+  index_t d = 0;
+  for (; d + 2 * W <= n; d += 2 * W) {
+    const B s0 = B::load_unaligned(a + d) + B::load_unaligned(b + d);
+    const B s1 = B::load_unaligned(a + d + W) + B::load_unaligned(b + d + W);
+    s0.store_unaligned(out + d);
+    s1.store_unaligned(out + d + W);
+    acc0 = xsimd::fma(s0, s0, acc0);
+    acc1 = xsimd::fma(s1, s1, acc1);
+  }
+  for (; d + W <= n; d += W) {
+    const B s0 = B::load_unaligned(a + d) + B::load_unaligned(b + d);
+    s0.store_unaligned(out + d);
+    acc0 = xsimd::fma(s0, s0, acc0);
+  }
+  T ss = xsimd::hadd(acc0 + acc1);
+  for (; d < n; ++d) {
+    const T x = a[d] + b[d];
+    out[d] = x;
+    ss += x * x;
+  }
+  return ss;
+}
+
 }  // namespace attnres::simd

@@ -16,6 +16,9 @@
 //
 //   key_norm_stats(B, v, eps, inv_rms) -> index_t
 //       writes inv_rms[t] = 1/r; returns the first token whose r is not finite (NaN/Inf in v), or -1.
+//   sum_key_norm_stats(B, a, b, out, eps, inv_rms) -> index_t
+//       out = a + b (out may be a), then key_norm_stats of out: a block sum and its statistic
+//       (the cpu path in one pass).
 //   row_dots(B, a, b, out)               out[t] = a_t · b_t (the c = G·h of the backward).
 //   depth_attention_forward(B, sources, q, h, alpha)
 //       one-shot: overwrites h (M,D) and alpha (n,M).
@@ -25,6 +28,10 @@
 //   depth_attention_merge(B, stats, partial_or_null, q, h, alpha) Phase 2 of Algorithm 1
 //       online-softmax merge of the phase-1 statistics with the partial sum; overwrites h and
 //       alpha (n+1 rows with a partial, the partial last; n rows without). h may be stats.o.
+//   depth_attention_merge_normed(B, stats, partial, eps, partial_inv_rms, q, h, alpha) -> index_t
+//       key_norm_stats of the partial sum (into partial_inv_rms), then the merge with it; the cpu
+//       path takes the statistic in the sweep that computes the partial's logit. Returns the
+//       first bad token as key_norm_stats does (h and alpha are then not to be used).
 //   depth_attention_backward(B, sources, points, dsources, mode = grad_write::accumulate)
 //       for S gather points that read the same sources: *accumulates* into dsources[j] (M,D)
 //       (or overwrites them, mode = grad_write::overwrite), and into each point's dw, dg (D). Each point supplies its α rows for these sources, its

@@ -102,16 +102,21 @@ void check_view(std::string_view who, std::string_view what, index_t M, index_t 
 // source row has a NaN or Inf (or overflows), which would silently poison every later α.
 // `what` names the source: a string, or a callable returning one, called only on failure (so
 // the per-call cost on the decode path is the statistic, not building a message).
-template <class T, class Backend, class What>
-void key_norm_or_throw(Backend b, std::string_view who, const What& what,
-                       std::type_identity_t<const_matrix_view<T, typename backend_traits<Backend>::memory_space>> v,
-                       T eps, T* inv_rms) {
-  const index_t bad = ops::key_norm_stats(b, v, eps, inv_rms);
+// throw_if_bad_token takes the result of a key_norm_stats (or a fused op that computes one).
+template <class What>
+void throw_if_bad_token(std::string_view who, const What& what, index_t bad) {
   if (bad < 0) return;
   if constexpr (std::is_invocable_v<const What&>)
     throw numeric_error(detail::concat(who, ": ", what(), " contains NaN or Inf (token ", bad, ")"));
   else
     throw numeric_error(detail::concat(who, ": ", what, " contains NaN or Inf (token ", bad, ")"));
+}
+
+template <class T, class Backend, class What>
+void key_norm_or_throw(Backend b, std::string_view who, const What& what,
+                       std::type_identity_t<const_matrix_view<T, typename backend_traits<Backend>::memory_space>> v,
+                       T eps, T* inv_rms) {
+  throw_if_bad_token(who, what, ops::key_norm_stats(b, v, eps, inv_rms));
 }
 
 // Gather point l's part of the backward op's arguments: its parameters, α over the sources being

@@ -76,7 +76,6 @@ class BlockAttnRes<N>::with {
     std::vector<tensor_t> block;          // N+1 × (M,D)  b_0 = x0, completed block sums b_1..b_N
     std::vector<tensor_t> block_inv_rms;  // N+1 × (M)
     int completed = 0;                     // blocks b_0 .. b_{completed-1} are complete
-    bool block_pending = false;            // b_completed is summed but not yet key-normed
     // The partial sum b_n^i of the current block. Inference keeps one running buffer; training
     // writes each b_n^i into its own slot (partial_at, indexed by the gather point that reads
     // it), so the backward finds it there without a copy.
@@ -104,7 +103,7 @@ class BlockAttnRes<N>::with {
     // once per token).
     // N+1 views of b_0..b_N, set by begin(). Only the completed blocks b_0..b_{n-1} are read, so
     // while block n is open, decoding puts its partial sum b_n^i in slot n: the sources
-    // [b_0 .. b_{n-1}, b_n^i] are then the first n+1 slots (close_block puts b_n back).
+    // [b_0 .. b_{n-1}, b_n^i] are then the first n+1 slots (the push that closes the block puts b_n back).
     std::vector<ops::depth_source<T, space>> block_sources;
     std::vector<ops::depth_query<T>> queries;
     std::vector<ops::depth_stats<T, space>> stats;
@@ -179,7 +178,6 @@ class BlockAttnRes<N>::with {
     copy(x0, c.block[0].mat());
     detail::key_norm_or_throw(Backend{}, label(), "the embedding x0", x0, T(cfg_.norm_eps), c.block_inv_rms[0].data());
     c.completed = 1;
-    c.block_pending = false;
     c.has_partial = false;
     c.seq.begin(label(), L, keep_for_backward);
   }
@@ -191,7 +189,6 @@ class BlockAttnRes<N>::with {
     const int L = cfg_.n_sublayers;
     const bool keep = c.seq.keep_for_backward();
     if (l == L + 1) {
-      if (c.block_pending) close_block(c, l);
       ops::depth_attention_forward(Backend{}, completed_sources(c), p.at(l), h, c.alpha[l - 1].mat());
     } else if (!keep && c.M <= one_shot_max_tokens) {
       // Decoding a few tokens: one pass over [b_0 .. b_{n-1}, b_n^i] takes fewer operations than
@@ -199,7 +196,6 @@ class BlockAttnRes<N>::with {
       // for each of the block's S queries, then a merge). The two-phase batching pays when the
       // block sums come from memory, and a few tokens' rows are in cache anyway.
       const int i = (l - 1) % S_;
-      if (c.block_pending) close_block(c, l);
       const std::size_t n = static_cast<std::size_t>(c.completed);
       if (i > 0) {
         detail::key_norm_or_throw(Backend{}, label(), [&] { return partial_name(l); }, c.partial_now, T(cfg_.norm_eps),
@@ -211,17 +207,16 @@ class BlockAttnRes<N>::with {
     } else {
       const int i = (l - 1) % S_;
       if (i == 0) {
-        if (c.block_pending) close_block(c, l);
-        phase1(p, c, l, h);  // writes this point's output into h already (normalised)
-      }
-      ops::depth_source<T, space> part{};
-      if (i > 0) {
+        phase1(p, c, l, h);  // writes this point's output into h already (normalised): the merge writes α
+        const ops::depth_source<T, space>* no_partial = nullptr;
+        ops::depth_attention_merge(Backend{}, stats(c, l, h), no_partial, p.at(l), h, c.alpha[l - 1].mat());
+      } else {
+        // the partial sum's key-norm statistic, taken by the merge in its pass over the partial
         T* inv_rms = keep ? c.partial_at_inv_rms[l - 1].data() : c.partial_inv_rms.data();
-        detail::key_norm_or_throw(Backend{}, label(), [&] { return partial_name(l); }, c.partial_now,
-                                  T(cfg_.norm_eps), inv_rms);
-        part = {c.partial_now, inv_rms};
+        detail::throw_if_bad_token(label(), [&] { return partial_name(l); },
+                                   ops::depth_attention_merge_normed(Backend{}, stats(c, l, h), c.partial_now, T(cfg_.norm_eps),
+                                                                     inv_rms, p.at(l), h, c.alpha[l - 1].mat()));
       }
-      ops::depth_attention_merge(Backend{}, stats(c, l, h), i > 0 ? &part : nullptr, p.at(l), h, c.alpha[l - 1].mat());
     }
     if (keep) c.h[l - 1].keep(const_view_t(h));
   }
@@ -247,21 +242,32 @@ class BlockAttnRes<N>::with {
   }
 
   // b_n^{i+1} = b_n^i + v, written where its reader will look: the next gather point's slot
-  // (training), the running buffer (inference), or b_n itself after the block's last sublayer.
+  // (training), the running buffer (inference), or b_n itself after the block's last sublayer,
+  // which closes the block: b_n becomes a source, with its key-norm statistic.
   void push(Cache& c, int l, const_view_t v /*(M,D)*/) const {
     c.seq.push(l);
     detail::check_view<T>(label(), "sublayer output", c.M, cfg_.d_model, v);
     const view_t out = push_slot(c, l).mat();
+    const bool last = (l - 1) % S_ == S_ - 1;
+    const int j = c.completed;
+    T* const inv_rms = c.block_inv_rms[static_cast<std::size_t>(j)].data();
+    index_t bad = -1;  // NaN/Inf in v shows up in the statistic of the partial or block sum it joins
     if (!c.has_partial) {
       if (v.data != out.data || v.stride != out.stride) copy(v, out);  // else the caller wrote it there
+      if (last) bad = ops::key_norm_stats(Backend{}, const_view_t(out), T(cfg_.norm_eps), inv_rms);
+    } else if (last) {
+      bad = ops::sum_key_norm_stats(Backend{}, c.partial_now, v, out, T(cfg_.norm_eps), inv_rms);  // one pass
     } else {
       sum_to(c.partial_now, v, out);
     }
-    const bool last = (l - 1) % S_ == S_ - 1;
     c.has_partial = !last;
-    c.block_pending = last;
     c.partial_now = out;
-    // NaN/Inf in v shows up in the key-norm statistic of the partial or block sum it joins.
+    if (!last) return;  // the partial's statistic is taken by the gather that reads it (the merge)
+    detail::throw_if_bad_token(label(), [&] {
+      return "block sum b_" + std::to_string(j) + " (last added: the output of sublayer " + std::to_string(l) + ")";
+    }, bad);
+    c.block_sources[static_cast<std::size_t>(j)] = {out, inv_rms};  // b_j in place of its partial sums
+    c.completed = j + 1;
   }
 
   // Where a caller may write v_l after gather(l), before push(l): at a block's first sublayer
@@ -407,21 +413,6 @@ class BlockAttnRes<N>::with {
   tensor_t& push_slot(Cache& c, int l) const {
     if ((l - 1) % S_ == S_ - 1) return c.block[static_cast<std::size_t>(c.completed)];
     return c.seq.keep_for_backward() ? c.partial_at[static_cast<std::size_t>(l)] : c.partial;
-  }
-
-  // The block sum written by the block's last push becomes a source: its key-norm statistic.
-  void close_block(Cache& c, int l) const {
-    const int j = c.completed;
-    detail::key_norm_or_throw(
-        Backend{}, label(),
-        [&] {
-          return "block sum b_" + std::to_string(j) + " (last added: the output of sublayer " + std::to_string(l - 1) +
-                 ")";
-        },
-        c.block[j].mat(), T(cfg_.norm_eps), c.block_inv_rms[j].data());
-    c.block_sources[j] = {c.block[j].mat(), c.block_inv_rms[j].data()};  // b_j in place of its partial sums
-    c.completed = j + 1;
-    c.block_pending = false;
   }
 
   std::span<const ops::depth_source<T, space>> completed_sources(Cache& c) const {

@@ -237,16 +237,41 @@ const T* folded_queries(index_t S, index_t D, QueryOf query_of) {
 }
 }  // namespace cpu_detail
 
+namespace cpu_detail {
+// 1/r from Σ_d v_d² over D channels
+template <class T>
+T inv_rms_of(T sum_squares, index_t D, T eps) {
+  return T(1) / std::sqrt(sum_squares / T(D) + eps);
+}
+// The first token whose statistic is not finite (NaN or Inf in its row), or -1: r is finite
+// and positive exactly when 1/r is.
+template <class T>
+index_t first_bad_token(const T* inv_rms, index_t M) {
+  for (index_t t = 0; t < M; ++t)
+    if (!(std::isfinite(inv_rms[t]) && inv_rms[t] > T(0))) return t;
+  return -1;
+}
+}  // namespace cpu_detail
+
 template <class T>
 index_t key_norm_stats(backend::cpu, no_deduce<const_matrix_view<T>> v /*(M,D)*/, no_deduce<T> eps, T* inv_rms /*(M)*/) {
   parallel_chunks(v.rows, cpu_detail::token_grain, [&](index_t, index_t begin, index_t end) {
-    for (index_t t = begin; t < end; ++t)
-      inv_rms[t] = T(1) / std::sqrt(simd::sum_squares(v.row(t), v.cols) / T(v.cols) + eps);
+    for (index_t t = begin; t < end; ++t) inv_rms[t] = cpu_detail::inv_rms_of(simd::sum_squares(v.row(t), v.cols), v.cols, eps);
   });
-  // r is finite and positive exactly when 1/r is finite and positive.
-  for (index_t t = 0; t < v.rows; ++t)
-    if (!(std::isfinite(inv_rms[t]) && inv_rms[t] > T(0))) return t;
-  return -1;
+  return cpu_detail::first_bad_token(inv_rms, v.rows);
+}
+
+// out = a + b and its key-norm statistic in one pass over the rows (a block sum is read again
+// right after it is written otherwise: 8 passes of 2 MB per Block<8> training step).
+template <class T>
+index_t sum_key_norm_stats(backend::cpu, no_deduce<const_matrix_view<T>> a /*(M,D)*/, no_deduce<const_matrix_view<T>> b /*(M,D)*/,
+                           no_deduce<matrix_view<T>> out /*(M,D)*/, no_deduce<T> eps, T* inv_rms /*(M)*/) {
+  const index_t D = out.cols;
+  parallel_chunks(out.rows, cpu_detail::token_grain, [&](index_t, index_t begin, index_t end) {
+    for (index_t t = begin; t < end; ++t)
+      inv_rms[t] = cpu_detail::inv_rms_of(simd::sum_to_squares(a.row(t), b.row(t), out.row(t), D), D, eps);
+  });
+  return cpu_detail::first_bad_token(inv_rms, out.rows);
 }
 
 template <class T>
@@ -461,12 +486,15 @@ void depth_attention_stats(backend::cpu, std::span<const depth_source<T>> source
   });
 }
 
+namespace cpu_detail {
+// The merge's token loop. With norm_out, the partial's key-norm statistic is not read but taken
+// in the sweep that computes its logit (q·v and v·v together) and written to norm_out.
 template <class T>
-void depth_attention_merge(backend::cpu, const depth_stats<T>& st, const depth_source<T>* partial,
-                           no_deduce<depth_query<T>> q, no_deduce<matrix_view<T>> h /*(M,D)*/, no_deduce<matrix_view<T>> alpha /*(n[+1],M)*/) {
+void merge_tokens(const depth_stats<T>& st, const depth_source<T>* partial, T* norm_out, T eps, const depth_query<T>& q,
+                  matrix_view<T> h, matrix_view<T> alpha) {
   const index_t D = h.cols, n = st.logits.rows;
-  const T* qg = cpu_detail::folded_queries<T>(1, D, [&](index_t) { return q; });
-  cpu_detail::with_row_kernels<T>([&](auto kernels) {
+  const T* qg = folded_queries<T>(1, D, [&](index_t) { return q; });
+  with_row_kernels<T>([&](auto kernels) {
     using R = decltype(kernels);
     parallel_chunks(h.rows, cpu_detail::token_grain, [&](index_t, index_t begin, index_t end) {
       for (index_t t = begin; t < end; ++t) {
@@ -476,7 +504,17 @@ void depth_attention_merge(backend::cpu, const depth_stats<T>& st, const depth_s
         }
         T mx = st.m[t], ep = 0, eo = 1;
         if (partial) {
-          const T sp = R::dot(qg, partial->value.row(t), D) * partial->inv_rms[t];
+          const T* pv = partial->value.row(t);
+          T sp;
+          if (norm_out) {
+            const T* with[2] = {qg, pv};
+            T qv_vv[2];
+            R::dots_with(pv, with, 2, D, qv_vv);
+            norm_out[t] = inv_rms_of(qv_vv[1], D, eps);
+            sp = qv_vv[0] * norm_out[t];
+          } else {
+            sp = R::dot(qg, pv, D) * partial->inv_rms[t];
+          }
           mx = std::max(mx, sp);
           eo = std::exp(st.m[t] - mx);
           ep = std::exp(sp - mx);
@@ -492,6 +530,24 @@ void depth_attention_merge(backend::cpu, const depth_stats<T>& st, const depth_s
       }
     });
   });
+}
+}  // namespace cpu_detail
+
+template <class T>
+void depth_attention_merge(backend::cpu, const depth_stats<T>& st, const depth_source<T>* partial,
+                           no_deduce<depth_query<T>> q, no_deduce<matrix_view<T>> h /*(M,D)*/, no_deduce<matrix_view<T>> alpha /*(n[+1],M)*/) {
+  cpu_detail::merge_tokens<T>(st, partial, nullptr, T(0), q, h, alpha);
+}
+
+// The partial's statistic in the merge's own sweep over its rows (one pass of 2 MB less per
+// merge with a partial: 8 per Block<8> training step).
+template <class T>
+index_t depth_attention_merge_normed(backend::cpu, const depth_stats<T>& st, no_deduce<const_matrix_view<T>> partial /*(M,D)*/,
+                                     no_deduce<T> eps, T* partial_inv_rms /*(M)*/, no_deduce<depth_query<T>> q,
+                                     no_deduce<matrix_view<T>> h /*(M,D)*/, no_deduce<matrix_view<T>> alpha /*(n+1,M)*/) {
+  const depth_source<T> part{partial, partial_inv_rms};
+  cpu_detail::merge_tokens<T>(st, &part, partial_inv_rms, eps, q, h, alpha);
+  return cpu_detail::first_bad_token(partial_inv_rms, h.rows);
 }
 
 // Fused backward: per token, each source row is read once for all S points. The parameter

@@ -3,6 +3,7 @@
 // per token (per channel for the parameter gradients). The contract is ops/depth_attention.hpp
 // with every view in device memory; the arithmetic is the row math the CPU tests check.
 
+#include <attnres/ops/cuda/add_to.hpp>
 #include <attnres/ops/cuda/launch.hpp>
 #include <attnres/ops/cuda/row/depth_attention.hpp>
 #include <attnres/ops/depth_attention_types.hpp>
@@ -169,6 +170,27 @@ void depth_attention_merge(backend::cuda, const depth_stats<T, device_space>& st
   cuda_kernels::depth_merge<T><<<cuda_detail::grid_for(h.rows, "depth_attention_merge"), cuda_detail::block_threads>>>(
       s, st.logits.rows, p, partial != nullptr, h.rows, h.cols, h.data, h.stride, alpha.data, alpha.stride);
   cuda::check_launch("depth_attention_merge kernel");
+}
+
+// The fused forms of the cpu path, as their two launches here.
+template <class T>
+index_t sum_key_norm_stats(backend::cuda b, no_deduce<const_matrix_view<T, device_space>> x /*(M,D)*/,
+                           no_deduce<const_matrix_view<T, device_space>> y /*(M,D)*/,
+                           no_deduce<matrix_view<T, device_space>> out /*(M,D)*/, no_deduce<T> eps, T* inv_rms /*(M), device*/) {
+  sum_to(x, y, out);
+  return key_norm_stats(b, const_matrix_view<T, device_space>(out), eps, inv_rms);
+}
+
+template <class T>
+index_t depth_attention_merge_normed(backend::cuda b, const depth_stats<T, device_space>& st,
+                                     no_deduce<const_matrix_view<T, device_space>> partial /*(M,D)*/, no_deduce<T> eps,
+                                     T* partial_inv_rms /*(M), device*/, no_deduce<depth_query<T>> q,
+                                     no_deduce<matrix_view<T, device_space>> h /*(M,D)*/,
+                                     no_deduce<matrix_view<T, device_space>> alpha /*(n+1,M)*/) {
+  if (const index_t bad = key_norm_stats(b, partial, eps, partial_inv_rms); bad >= 0) return bad;
+  const depth_source<T, device_space> part{partial, partial_inv_rms};
+  depth_attention_merge(b, st, &part, q, h, alpha);
+  return -1;
 }
 
 // Two launches: the token pass (dS and the source gradients, one thread per token) and the

@@ -31,6 +31,16 @@ index_t key_norm_stats(backend::reference, no_deduce<const_matrix_view<T>> v /*(
 }
 
 // out[t] = a[t,:] · b[t,:]
+// out = a + b (out may be a), then key_norm_stats of out: a block sum and its statistic.
+template <class T>
+index_t sum_key_norm_stats(backend::reference b, no_deduce<const_matrix_view<T>> x /*(M,D)*/,
+                           no_deduce<const_matrix_view<T>> y /*(M,D)*/, no_deduce<matrix_view<T>> out /*(M,D)*/,
+                           no_deduce<T> eps, T* inv_rms /*(M)*/) {
+  for (index_t t = 0; t < out.rows; ++t)
+    for (index_t d = 0; d < out.cols; ++d) out(t, d) = x(t, d) + y(t, d);
+  return key_norm_stats(b, const_matrix_view<T>(out), eps, inv_rms);
+}
+
 template <class T>
 void row_dots(backend::reference, no_deduce<const_matrix_view<T>> a /*(M,D)*/, no_deduce<const_matrix_view<T>> b /*(M,D)*/,
               T* out /*(M)*/) {
@@ -127,6 +137,19 @@ void depth_attention_merge(backend::reference, const depth_stats<T>& st, const d
     for (index_t j = 0; j < n; ++j) alpha(j, t) = std::exp(st.logits(j, t) - mx) / z;
     if (partial) alpha(n, t) = ep / z;
   }
+}
+
+// The partial sum's key-norm statistic, then the merge with it: returns the first token whose
+// statistic is not finite (h and alpha are then not to be used), or -1.
+template <class T>
+index_t depth_attention_merge_normed(backend::reference b, const depth_stats<T>& st,
+                                     no_deduce<const_matrix_view<T>> partial /*(M,D)*/, no_deduce<T> eps,
+                                     T* partial_inv_rms /*(M)*/, no_deduce<depth_query<T>> q,
+                                     no_deduce<matrix_view<T>> h /*(M,D)*/, no_deduce<matrix_view<T>> alpha /*(n+1,M)*/) {
+  if (const index_t bad = key_norm_stats(b, partial, eps, partial_inv_rms); bad >= 0) return bad;
+  const depth_source<T> part{partial, partial_inv_rms};
+  depth_attention_merge(b, st, &part, q, h, alpha);
+  return -1;
 }
 
 // Backward of S gather points over the same n sources (S = 1 is the plain one-shot backward).
