@@ -235,9 +235,7 @@ const T* folded_queries(index_t S, index_t D, QueryOf query_of) {
   }
   return buf.data();
 }
-}  // namespace cpu_detail
 
-namespace cpu_detail {
 // 1/r from Σ_d v_d² over D channels
 template <class T>
 T inv_rms_of(T sum_squares, index_t D, T eps) {

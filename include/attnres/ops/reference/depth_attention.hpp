@@ -30,7 +30,6 @@ index_t key_norm_stats(backend::reference, no_deduce<const_matrix_view<T>> v /*(
   return bad;
 }
 
-// out[t] = a[t,:] · b[t,:]
 // out = a + b (out may be a), then key_norm_stats of out: a block sum and its statistic.
 template <class T>
 index_t sum_key_norm_stats(backend::reference b, no_deduce<const_matrix_view<T>> x /*(M,D)*/,
@@ -41,6 +40,7 @@ index_t sum_key_norm_stats(backend::reference b, no_deduce<const_matrix_view<T>>
   return key_norm_stats(b, const_matrix_view<T>(out), eps, inv_rms);
 }
 
+// out[t] = a[t,:] · b[t,:]
 template <class T>
 void row_dots(backend::reference, no_deduce<const_matrix_view<T>> a /*(M,D)*/, no_deduce<const_matrix_view<T>> b /*(M,D)*/,
               T* out /*(M)*/) {
