@@ -13,6 +13,8 @@
 //                                            own, alternating in one process: medians of the per-round
 //                                            times and of their ratio (core/cpu_isa.hpp; skipped, with
 //                                            an error line, on a CPU without AVX-512)
+//   isa_ratio/decode_forward/n:N/S:1         the same for 100 one-token forwards (decoding's gather,
+//                                            its rows in cache): the times are per 100 calls
 //
 // Reported: time per call (wall clock: the cpu backend is multi-threaded, so every rate uses
 // real time), items/s = tokens/s, bytes/s and a "GB/s" counter (10⁹ bytes per second) computed
@@ -234,6 +236,33 @@ struct backward_case {
   }
 };
 
+// Decoding's gather: the one-shot forward of one token over n sources, whose rows are in cache
+// (a decode step asks for them before the gather, block_attn_res.hpp). A run is 100 calls, so
+// the clock reads do not weigh on a call of about 100 ns.
+struct decode_case {
+  std::vector<tensor<T>> value, inv_rms;
+  std::vector<attnres::ops::depth_source<T>> src;
+  queries_data q;
+  tensor<T> h, alpha;
+  decode_case(idx n, idx, attnres::rng&& gen) : q(1, gen), h({1, kD}), alpha({n, 1}) {
+    for (idx j = 0; j < n; ++j) {
+      value.push_back(normal({1, kD}, gen, 0.0, 1.0));
+      inv_rms.emplace_back(std::vector<idx>{1});
+      attnres::ops::key_norm_stats(attnres::backend::cpu{}, value.back().mat(), kEps, inv_rms.back().data());
+    }
+    for (idx j = 0; j < n; ++j) src.push_back({value[j].mat(), inv_rms[j].data()});
+  }
+  template <class Backend>
+  void run() {
+    for (int k = 0; k < 100; ++k) {
+      attnres::ops::depth_attention_forward(Backend{}, std::span<const attnres::ops::depth_source<T>>(src), q.q[0], h.mat(),
+                                            alpha.mat());
+      benchmark::DoNotOptimize(h.data());
+      benchmark::ClobberMemory();
+    }
+  }
+};
+
 template <class Backend>
 void bm_stats(benchmark::State& state) {
   const idx n = state.range(0), S = state.range(1);
@@ -374,6 +403,7 @@ int main(int argc, char** argv) {
     isa_ratio("isa_ratio/merge", bm_isa_ratio<merge_case>, n, 1);
     for (const std::int64_t S : kQueries) isa_ratio("isa_ratio/backward", bm_isa_ratio<backward_case>, n, S);
   }
+  for (const std::int64_t n : {1, 3, 5, 9}) isa_ratio("isa_ratio/decode_forward", bm_isa_ratio<decode_case>, n, 1);
   for (const std::int64_t n : kSources)
     for (const std::int64_t S : kQueries)
       benchmark::RegisterBenchmark("backward_streams", bm_backward_streams)

@@ -128,6 +128,16 @@ TEST_CASE("simd::avx512 kernels equal the plain loops", "[core][simd][avx512]") 
   const double d0 = static_cast<double>(s512::dot(v.data(), rows[0], n));
   REQUIRE(std::abs(d0 - dots[0]) <= 1e-5 * std::abs(dots[0]) + dot_tol);
 
+  // the query folded on the way, (w ⊙ g)·x_k (decoding's logits): w = v, g = start
+  {
+    std::vector<double> folded(static_cast<std::size_t>(m), 0.0);
+    for (index_t k = 0; k < m; ++k)
+      for (index_t d = 0; d < n; ++d) folded[k] += static_cast<double>(v[d]) * start[d] * x.data()[k * n + d];
+    std::vector<float> got_f(static_cast<std::size_t>(m));
+    s512::folded_dots(v.data(), start.data(), rows.data(), m, n, got_f.data());
+    REQUIRE_CLOSE(got_f.data(), folded.data(), m, 1e-5, 2 * dot_tol);
+  }
+
   // the same m products for a second row at once (the backward's pairs of sources)
   const auto v2 = random_tensor<float>({n}, gen);
   std::vector<double> dots2(static_cast<std::size_t>(m), 0.0);

@@ -104,7 +104,8 @@ TEST_CASE("depth attention: cpu equals reference on awkward sizes", "[ops][depth
   // D not a multiple of the SIMD width, one token, one source, many sources.
   const auto M = GENERATE(index_t(1), index_t(3), index_t(37));
   const auto D = GENERATE(index_t(1), index_t(7), index_t(13), index_t(33));
-  // n ≤ 8: the unrolled per-token kernel; 9, 17: the general one (8-row passes, several batches)
+  // n ≤ 9: the unrolled per-token kernels (one token: the AVX-512 ones where chosen); 17: the
+  // general one (8-row passes, several batches)
   const auto n = GENERATE(index_t(1), index_t(2), index_t(6), index_t(8), index_t(9), index_t(17));
   // the build's kernels and, where the CPU has it, the AVX-512 row kernels (core/cpu_isa.hpp)
   const auto isa = GENERATE(attnres::cpu_isa::baseline, attnres::cpu_isa::avx512);
