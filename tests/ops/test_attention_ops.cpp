@@ -7,8 +7,10 @@
 #include <attnres/ops/attention_decode.hpp>
 #include <attnres/ops/causal_attention.hpp>
 #include <attnres/ops/rope.hpp>
+#include <attnres/core/parallel.hpp>
 #include <attnres/testing/gradient_check.hpp>
 
+#include <cmath>
 #include <limits>
 #include <vector>
 
@@ -352,6 +354,92 @@ TEST_CASE("attention_decode equals the last row of the causal forward", "[ops][a
       ops::attention_decode(backend::reference{}, q_new.mat(), k_cache.data(), v_cache.data(), n, T_max, H, ref.mat());
       REQUIRE_CLOSE(ref.data(), got.data(), ref.size(), 1e-5, 1e-6);
     }
+  };
+  SECTION("reference") { check(backend::reference{}); }
+  SECTION("cpu") { check(backend::cpu{}); }
+}
+
+// ---- (e2) the layer's decode step in one op ≡ its ops in turn ------------------------------------
+
+TEST_CASE("attention_decode_step equals the reference's ops in turn", "[ops][attention][decode]") {
+  // B ≤ 4 with H a multiple of the thread count: the cpu runs each head on one thread; B = 5 or
+  // other H: the ops in turn. Dh = 2: one channel pair; 10: a tail past the SIMD width.
+  const auto B = GENERATE(index_t(1), index_t(3), index_t(5));
+  const auto H = GENERATE(index_t(1), index_t(2), index_t(4), index_t(2 * attnres::max_threads()));
+  const auto Dh = GENERATE(index_t(2), index_t(10));
+  const auto pos = GENERATE(index_t(0), index_t(3), index_t(6));
+  const bool on_team = GENERATE(false, true);  // as LM::decode_step runs it, or with OpenMP loops
+  const index_t D = H * Dh, T_max = 7;
+  CAPTURE(B, H, Dh, pos, on_team, attnres::max_threads());
+  attnres::rng gen(static_cast<std::uint64_t>(1000 * B + 100 * H + 10 * Dh + pos));
+  const auto x = random_tensor<float>({B, D}, gen);
+  // weights scaled by 1/√D, as an initialisation would: q and k of unit size, a softmax that
+  // is not one-hot (a one-hot one would amplify each side's rounding past any tolerance)
+  const double sd = 1 / std::sqrt(static_cast<double>(D));
+  const auto wq = random_tensor<float>({D, D}, gen, 0.0, sd), wk = random_tensor<float>({D, D}, gen, 0.0, sd),
+             wv = random_tensor<float>({D, D}, gen, 0.0, sd);
+  // cached positions before pos hold keys and values, the others NaN: reading one shows
+  auto cache = random_tensor<float>({B, T_max, D}, gen);
+  for (index_t b = 0; b < B; ++b)
+    for (index_t t = pos; t < T_max; ++t)
+      for (index_t c = 0; c < D; ++c) cache[(b * T_max + t) * D + c] = std::numeric_limits<float>::quiet_NaN();
+  struct side {
+    tensor<float> q, k, v, out, kc, vc;
+  };
+  auto fresh = [&] { return side{tensor<float>({B, D}), tensor<float>({B, D}), tensor<float>({B, D}), tensor<float>({B, D}), cache, cache}; };
+  side ref = fresh(), cpu = fresh();
+  auto run = [&](auto be, side& s) {
+    ops::attention_decode_step(be, x.mat(), wq.mat(), wk.mat(), wv.mat(), s.q.mat(), s.k.mat(), s.v.mat(), s.kc.data(),
+                               s.vc.data(), pos, T_max, H, 10000.0, s.out.mat());
+  };
+  run(backend::reference{}, ref);
+  if (on_team)
+    attnres::with_spinning_team([&] { run(backend::cpu{}, cpu); });
+  else
+    run(backend::cpu{}, cpu);
+  REQUIRE_CLOSE(ref.q.data(), cpu.q.data(), ref.q.size(), 1e-5, 1e-6);
+  REQUIRE_CLOSE(ref.k.data(), cpu.k.data(), ref.k.size(), 1e-5, 1e-6);
+  REQUIRE_CLOSE(ref.v.data(), cpu.v.data(), ref.v.size(), 1e-5, 1e-6);
+  REQUIRE_CLOSE(ref.out.data(), cpu.out.data(), ref.out.size(), 1e-5, 1e-6);
+  // position pos now holds the rotated k and the v of the step; every other position is as it was
+  for (index_t b = 0; b < B; ++b)
+    for (index_t t = 0; t < T_max; ++t)
+      for (index_t c = 0; c < D; ++c) {
+        const index_t e = (b * T_max + t) * D + c;
+        if (t == pos) {
+          REQUIRE(cpu.kc[e] == cpu.k[b * D + c]);
+          REQUIRE(cpu.vc[e] == cpu.v[b * D + c]);
+          REQUIRE(ref.kc[e] == ref.k[b * D + c]);
+        } else if (t < pos) {
+          REQUIRE(cpu.kc[e] == cache[e]);
+          REQUIRE(cpu.vc[e] == cache[e]);
+        } else {
+          REQUIRE(std::isnan(cpu.kc[e]));
+          REQUIRE(std::isnan(cpu.vc[e]));
+        }
+      }
+  // the step's output is attention_decode over the cache it wrote
+  tensor<float> again({B, D});
+  ops::attention_decode(backend::reference{}, cpu.q.mat(), cpu.kc.data(), cpu.vc.data(), pos + 1, T_max, H, again.mat());
+  REQUIRE_CLOSE(again.data(), cpu.out.data(), again.size(), 1e-5, 1e-6);
+}
+
+TEST_CASE("attention_decode_step refuses bad shapes, naming the problem", "[ops][attention][decode][errors]") {
+  auto check = [](auto be) {
+    tensor<float> x({2, 8}), w({8, 8}), q({2, 8}), k({2, 8}), v({2, 8}), out({2, 8}), cache({2, 4, 8});
+    auto step = [&](const tensor<float>& wq, tensor<float>& kk, index_t pos, index_t H, tensor<float>& o) {
+      ops::attention_decode_step(be, x.mat(), wq.mat(), w.mat(), w.mat(), q.mat(), kk.mat(), v.mat(), cache.data(),
+                                 cache.data(), pos, 4, H, 10000.0, o.mat());
+    };
+    tensor<float> w_bad({8, 6}), k_bad({2, 6}), out_bad({3, 8});
+    REQUIRE_THROWS_WITH(step(w_bad, k, 0, 2, out), contains("linear_forward: x is (2,8) but W is (8,6)"));
+    REQUIRE_THROWS_WITH(step(w, k_bad, 0, 2, out), contains("linear_forward: y is (2,6) but x Wᵀ is (2,8)"));
+    REQUIRE_THROWS_WITH(step(w, k, 4, 2, out), contains("attention_decode_step: position 4 is not in the cache's [0, T_max = 4)"));
+    REQUIRE_THROWS_WITH(step(w, k, -1, 2, out), contains("position -1"));
+    REQUIRE_THROWS_WITH(step(w, k, 0, 8, out), contains("head dim Dh = 1 is odd"));
+    REQUIRE_THROWS_WITH(step(w, k, 0, 3, out), contains("q has 8 columns, which is not H·Dh for H = 3 heads"));
+    REQUIRE_THROWS_WITH(step(w, k, 0, 2, out_bad), contains("out has shape (3, 8) but q is (2, 8)"));
+    REQUIRE_NOTHROW(step(w, k, 3, 2, out));
   };
   SECTION("reference") { check(backend::reference{}); }
   SECTION("cpu") { check(backend::cpu{}); }

@@ -23,6 +23,7 @@
 #include <algorithm>
 #include <array>
 #include <string>
+#include <type_traits>
 
 namespace attnres {
 
@@ -112,13 +113,19 @@ class causal_self_attention {
     expects<usage_error>(pos < T_max, "attention: position ", pos, " is beyond the KV cache (", T_max,
                          " positions)");
     for (tensor_t* t : {&c.q, &c.k, &c.v, &c.ctx}) detail::ensure_shape(*t, batch, D_);
-    project_qkv(p, c, x);
-    ops::rope_forward(Backend{}, c.q.mat(), 1, H_, pos, theta_);
-    ops::rope_forward(Backend{}, c.k.mat(), 1, H_, pos, theta_);
-    // row b of k, v → cache position (b, pos): one strided copy per tensor
-    copy(c.k.mat(), view_t(kv.k.data() + pos * D_, batch, D_, T_max * D_));
-    copy(c.v.mat(), view_t(kv.v.data() + pos * D_, batch, D_, T_max * D_));
-    ops::attention_decode(Backend{}, c.q.mat(), kv.k.data(), kv.v.data(), pos + 1, T_max, H_, c.ctx.mat());
+    if constexpr (std::is_same_v<space, host_space>) {
+      // q, k, v, RoPE, the cache write and the attention in one op (the cpu runs it head by head)
+      ops::attention_decode_step(Backend{}, x, p.wq.mat(), p.wk.mat(), p.wv.mat(), c.q.mat(), c.k.mat(), c.v.mat(),
+                                 kv.k.data(), kv.v.data(), pos, T_max, H_, theta_, c.ctx.mat());
+    } else {
+      project_qkv(p, c, x);
+      ops::rope_forward(Backend{}, c.q.mat(), 1, H_, pos, theta_);
+      ops::rope_forward(Backend{}, c.k.mat(), 1, H_, pos, theta_);
+      // row b of k, v → cache position (b, pos): one strided copy per tensor
+      copy(c.k.mat(), view_t(kv.k.data() + pos * D_, batch, D_, T_max * D_));
+      copy(c.v.mat(), view_t(kv.v.data() + pos * D_, batch, D_, T_max * D_));
+      ops::attention_decode(Backend{}, c.q.mat(), kv.k.data(), kv.v.data(), pos + 1, T_max, H_, c.ctx.mat());
+    }
     before_output();
     ops::linear_forward(Backend{}, c.ctx.mat(), p.wo.mat(), y);
   }

@@ -6,6 +6,8 @@
 #include <attnres/core/error.hpp>
 #include <attnres/core/tensor.hpp>
 #include <attnres/ops/depth_attention_types.hpp>
+#include <attnres/ops/reference/linear.hpp>
+#include <attnres/ops/reference/rope.hpp>
 
 #include <algorithm>
 #include <cmath>
@@ -27,6 +29,24 @@ inline index_t decode_check(index_t q_rows, index_t q_cols, index_t out_rows, in
                        T_max, "]");
   expects<shape_error>(caches || q_rows == 0, "attention_decode: k_cache or v_cache is null");
   return q_cols / H;
+}
+
+// Checks attention_decode_step's shapes up front (the cpu path works on views of single heads,
+// whose own checks could not see a wrong whole); returns Dh.
+template <class T, class Space>
+index_t decode_step_check(const_matrix_view<T, Space> x, const_matrix_view<T, Space> wq, const_matrix_view<T, Space> wk,
+                          const_matrix_view<T, Space> wv, const_matrix_view<T, Space> q, const_matrix_view<T, Space> k,
+                          const_matrix_view<T, Space> v, bool caches, index_t pos, index_t T_max, index_t H,
+                          const_matrix_view<T, Space> out, double theta) {
+  linear_detail::check_forward<T>(x, wq, q);
+  linear_detail::check_forward<T>(x, wk, k);
+  linear_detail::check_forward<T>(x, wv, v);
+  expects<shape_error>(k.cols == q.cols && v.cols == q.cols, "attention_decode_step: q, k and v have ", q.cols, ", ",
+                       k.cols, " and ", v.cols, " columns; they must agree");
+  expects<shape_error>(pos >= 0 && pos < T_max, "attention_decode_step: position ", pos,
+                       " is not in the cache's [0, T_max = ", T_max, ")");
+  rope_check("attention_decode_step", "q", q.rows, q.cols, 1, H, theta);
+  return decode_check(q.rows, q.cols, out.rows, out.cols, caches, pos + 1, T_max, H);
 }
 }  // namespace detail
 
@@ -60,6 +80,26 @@ void attention_decode(backend::reference, no_deduce<const_matrix_view<T>> q /*(B
         out(b, c0 + d) = o / z;
       }
     }
+}
+
+// A decode step of the attention layer up to its output projection (contract in
+// ops/attention_decode.hpp): the ops it is made of, one after another.
+template <class T>
+void attention_decode_step(backend::reference, no_deduce<const_matrix_view<T>> x /*(B,D)*/,
+                           no_deduce<const_matrix_view<T>> wq, no_deduce<const_matrix_view<T>> wk,
+                           no_deduce<const_matrix_view<T>> wv /*(D,D)*/, matrix_view<T> q, matrix_view<T> k,
+                           matrix_view<T> v /*(B,D)*/, T* k_cache, T* v_cache /*(B, T_max, D)*/, index_t pos, index_t T_max,
+                           index_t H, double theta, matrix_view<T> out /*(B,D)*/) {
+  detail::decode_step_check<T, host_space>(x, wq, wk, wv, q, k, v, k_cache && v_cache, pos, T_max, H, out, theta);
+  const index_t D = q.cols;
+  using target = linear_target<T>;
+  linear_forward_shared_input(backend::reference{}, x, std::array{target{wq, q}, target{wk, k}, target{wv, v}});
+  rope_forward(backend::reference{}, q, 1, H, pos, theta);
+  rope_forward(backend::reference{}, k, 1, H, pos, theta);
+  // row b of k, v → cache position (b, pos)
+  copy(const_matrix_view<T>(k), matrix_view<T>(k_cache + pos * D, q.rows, D, T_max * D));
+  copy(const_matrix_view<T>(v), matrix_view<T>(v_cache + pos * D, q.rows, D, T_max * D));
+  attention_decode(backend::reference{}, q, k_cache, v_cache, pos + 1, T_max, H, out);
 }
 
 }  // namespace attnres::ops
