@@ -209,12 +209,18 @@ TEMPLATE_TEST_CASE("decoding on a spinning team gives the logits of a fork and j
     attnres::detail::decode_on_spinning_team = saved;
     return out;
   };
+  // 4 heads: on 1 or 2 threads the attention's decode step runs head by head
+  // (ops::attention_decode_step), on 3 its parts one after another
   const std::vector<float> on_team = decode_all(3, true), forked = decode_all(3, false), serial = decode_all(1, true);
+  const std::vector<float> two_team = decode_all(2, true), two_forked = decode_all(2, false);
   REQUIRE(on_team.size() == forked.size());
-  index_t differing = 0;
+  index_t differing = 0, differing_two = 0;
   for (std::size_t i = 0; i < on_team.size(); ++i) differing += on_team[i] != forked[i];
+  for (std::size_t i = 0; i < two_team.size(); ++i) differing_two += two_team[i] != two_forked[i];
   CHECK(differing == 0);
+  CHECK(differing_two == 0);
   REQUIRE_CLOSE(on_team.data(), serial.data(), static_cast<index_t>(serial.size()), 1e-4, 1e-4);  // logits ~ 6
+  REQUIRE_CLOSE(two_team.data(), serial.data(), static_cast<index_t>(serial.size()), 1e-4, 1e-4);
 }
 
 // P with its prefetch calls recorded: which gather points were announced, and the data
