@@ -357,6 +357,7 @@ void forward_token(index_t n, const T* w, const T* g, const T* const* rows, cons
     default: return forward_token<9, Fold>(w, g, rows, inv_rms, D, h, a, ahead);
   }
 }
+
 // One token with q = w ⊙ g formed on the fly (decoding). Where the CPU has AVX-512 its kernels
 // do the two sweeps: the rows are in cache and the sweeps wait on FMA chains, which 16-lane
 // registers shorten and 32 registers let run two to a source (bench_depth_attention
