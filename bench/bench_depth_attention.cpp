@@ -64,15 +64,15 @@ tensor<T> normal(std::vector<idx> shape, attnres::rng& gen, double mean, double 
   return t;
 }
 
-// n random sources with their key-norm statistics.
+// n random sources of M tokens with their key-norm statistics.
 struct sources_data {
   std::vector<tensor<T>> value, inv_rms;
   std::vector<attnres::ops::depth_source<T>> src;
 
-  sources_data(idx n, attnres::rng& gen) {
+  sources_data(idx n, attnres::rng& gen, idx M = kM) {
     for (idx j = 0; j < n; ++j) {
-      value.push_back(normal({kM, kD}, gen, 0.0, 1.0));
-      inv_rms.emplace_back(std::vector<idx>{kM});
+      value.push_back(normal({M, kD}, gen, 0.0, 1.0));
+      inv_rms.emplace_back(std::vector<idx>{M});
       attnres::ops::key_norm_stats(attnres::backend::cpu{}, value.back().mat(), kEps, inv_rms.back().data());
     }
     for (idx j = 0; j < n; ++j) src.push_back({value[j].mat(), inv_rms[j].data()});
@@ -240,23 +240,14 @@ struct backward_case {
 // (a decode step asks for them before the gather, block_attn_res.hpp). A run is 100 calls, so
 // the clock reads do not weigh on a call of about 100 ns.
 struct decode_case {
-  std::vector<tensor<T>> value, inv_rms;
-  std::vector<attnres::ops::depth_source<T>> src;
+  sources_data s;
   queries_data q;
   tensor<T> h, alpha;
-  decode_case(idx n, idx, attnres::rng&& gen) : q(1, gen), h({1, kD}), alpha({n, 1}) {
-    for (idx j = 0; j < n; ++j) {
-      value.push_back(normal({1, kD}, gen, 0.0, 1.0));
-      inv_rms.emplace_back(std::vector<idx>{1});
-      attnres::ops::key_norm_stats(attnres::backend::cpu{}, value.back().mat(), kEps, inv_rms.back().data());
-    }
-    for (idx j = 0; j < n; ++j) src.push_back({value[j].mat(), inv_rms[j].data()});
-  }
+  decode_case(idx n, idx, attnres::rng&& gen) : s(n, gen, 1), q(1, gen), h({1, kD}), alpha({n, 1}) {}
   template <class Backend>
   void run() {
     for (int k = 0; k < 100; ++k) {
-      attnres::ops::depth_attention_forward(Backend{}, std::span<const attnres::ops::depth_source<T>>(src), q.q[0], h.mat(),
-                                            alpha.mat());
+      attnres::ops::depth_attention_forward(Backend{}, s.span(), q.q[0], h.mat(), alpha.mat());
       benchmark::DoNotOptimize(h.data());
       benchmark::ClobberMemory();
     }
