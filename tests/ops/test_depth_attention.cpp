@@ -144,6 +144,34 @@ TEST_CASE("depth attention: cpu equals reference on awkward sizes", "[ops][depth
     REQUIRE_CLOSE(h1.data(), h2.data(), h1.size(), tol, atol);
     REQUIRE_CLOSE(a1.data(), a2.data(), a1.size(), 1e-5, 1e-7);
   }
+  SECTION("one-shot forward that takes the last source's statistic itself (decoding's partial sum)") {
+    // sources 0..n-2 with their statistics, the last one as the partial: one token takes the
+    // fused kernel (n ≤ 9), more tokens or n = 17 the statistic first
+    const auto head = pb.sources(0, n - 1);
+    const auto& part_v = pb.value[n - 1];
+    tensor<float> h1({M, D}), h2({M, D}), h3({M, D}), a1({n, M}), a2({n, M}), a3({n, M}), r1({M}), r2({M});
+    CHECK(ops::depth_attention_forward_normed(backend::reference{}, src_span<float>(head), part_v.mat(), 1e-6f, r1.data(),
+                                              pb.query(0), h1.mat(), a1.mat()) == -1);
+    CHECK(ops::depth_attention_forward_normed(backend::cpu{}, src_span<float>(head), part_v.mat(), 1e-6f, r2.data(),
+                                              pb.query(0), h2.mat(), a2.mat()) == -1);
+    REQUIRE_CLOSE(r1.data(), pb.inv_rms[n - 1].data(), M, 1e-5, 1e-7);
+    REQUIRE_CLOSE(r2.data(), pb.inv_rms[n - 1].data(), M, 1e-5, 1e-7);
+    // the same as the plain forward over all n sources with the statistic given
+    ops::depth_attention_forward(backend::reference{}, src_span<float>(src), pb.query(0), h3.mat(), a3.mat());
+    REQUIRE_CLOSE(h1.data(), h3.data(), h1.size(), tol, atol);
+    REQUIRE_CLOSE(h2.data(), h3.data(), h1.size(), tol, atol);
+    REQUIRE_CLOSE(a1.data(), a3.data(), a1.size(), 1e-5, 1e-7);
+    REQUIRE_CLOSE(a2.data(), a3.data(), a1.size(), 1e-5, 1e-7);
+    // a NaN or an Inf in the partial's last token is reported as that token
+    for (const float bad : {std::numeric_limits<float>::quiet_NaN(), std::numeric_limits<float>::infinity()}) {
+      tensor<float> bad_v = part_v;
+      bad_v.mat()(M - 1, D / 2) = bad;
+      CHECK(ops::depth_attention_forward_normed(backend::reference{}, src_span<float>(head), bad_v.mat(), 1e-6f,
+                                                r1.data(), pb.query(0), h1.mat(), a1.mat()) == M - 1);
+      CHECK(ops::depth_attention_forward_normed(backend::cpu{}, src_span<float>(head), bad_v.mat(), 1e-6f, r2.data(),
+                                                pb.query(0), h2.mat(), a2.mat()) == M - 1);
+    }
+  }
   // Phase-1 statistics of the first S queries on the reference (b = 0) and cpu (b = 1)
   // backends, checked equal; the first point's normalised if asked (as Block's Phase 1 writes it).
   struct phase1_pair {

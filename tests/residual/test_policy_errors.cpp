@@ -68,15 +68,19 @@ TEMPLATE_TEST_CASE("NaN or Inf in the embedding or a sublayer output is refused"
     tensor<float> v_bad = v;
     v_bad[17] = bad;  // token 2
     // The error surfaces at the push (Sum, Full) or at the next gather point, which reads the
-    // partial sum the output went into (Block); either way it names sublayer 1.
-    auto run = [&] {
-      policy.begin(cache, x0.mat());
-      policy.gather(params, cache, 1, h.mat());
-      policy.push(cache, 1, v_bad.mat());
-      policy.gather(params, cache, 2, h.mat());
-    };
-    REQUIRE_THROWS_AS(run(), attnres::numeric_error);
-    REQUIRE_THROWS_WITH(run(), contains("sublayer 1") && contains("NaN or Inf (token 2)"));
+    // partial sum the output went into (Block); either way it names sublayer 1. In training and
+    // in inference (Block's one-shot decoding path takes the partial's statistic itself).
+    for (const bool keep : {true, false}) {
+      CAPTURE(keep);
+      auto run = [&] {
+        policy.begin(cache, x0.mat(), keep);
+        policy.gather(params, cache, 1, h.mat());
+        policy.push(cache, 1, v_bad.mat());
+        policy.gather(params, cache, 2, h.mat());
+      };
+      REQUIRE_THROWS_AS(run(), attnres::numeric_error);
+      REQUIRE_THROWS_WITH(run(), contains("sublayer 1") && contains("NaN or Inf (token 2)"));
+    }
 
     // The output of a block's last sublayer: the error names the block sum it closes (Block) at
     // the push; Sum and Full refuse it at the push as before.

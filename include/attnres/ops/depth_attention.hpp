@@ -22,6 +22,12 @@
 //   row_dots(B, a, b, out)               out[t] = a_t · b_t (the c = G·h of the backward).
 //   depth_attention_forward(B, sources, q, h, alpha)
 //       one-shot: overwrites h (M,D) and alpha (n,M).
+//   depth_attention_forward_normed(B, sources, partial, eps, partial_inv_rms, q, h, alpha) -> index_t
+//       key_norm_stats of the partial sum (into partial_inv_rms), then the one-shot forward over
+//       [sources…, partial] (alpha n+1 rows, the partial last); the cpu path takes each token's
+//       statistic from the partial's row just before the sweeps that read it again, with no
+//       pass of its own. Returns the first bad token as key_norm_stats does (h and alpha are
+//       then not to be used).
 //   depth_attention_stats(B, sources, queries, stats)            Phase 1 of Algorithm 1
 //       for S queries over the same sources, overwrites each stats' o, m, l and logits
 //       (scaled by 1/ℓ for a stats with normalized set: o is then Σ α_j v_j).

@@ -101,9 +101,7 @@ class BlockAttnRes<N>::with {
     tensor_t dh_out;                       // (M,D)      the output's dh, kept for the top group's batched passes
     // Argument lists of the ops, reused so that a call allocates nothing (decode runs them
     // once per token).
-    // N+1 views of b_0..b_N, set by begin(). Only the completed blocks b_0..b_{n-1} are read, so
-    // while block n is open, decoding puts its partial sum b_n^i in slot n: the sources
-    // [b_0 .. b_{n-1}, b_n^i] are then the first n+1 slots (the push that closes the block puts b_n back).
+    // N+1 views of b_0..b_N, set by begin(); only the completed ones, b_0..b_{completed-1}, are read.
     std::vector<ops::depth_source<T, space>> block_sources;
     std::vector<ops::depth_query<T>> queries;
     std::vector<ops::depth_stats<T, space>> stats;
@@ -195,15 +193,15 @@ class BlockAttnRes<N>::with {
       // Phase 1 + merge (n + 1 logits and one weighted sum, instead of n logits and a weighted sum
       // for each of the block's S queries, then a merge). The two-phase batching pays when the
       // block sums come from memory, and a few tokens' rows are in cache anyway.
-      const int i = (l - 1) % S_;
-      const std::size_t n = static_cast<std::size_t>(c.completed);
-      if (i > 0) {
-        detail::key_norm_or_throw(Backend{}, label(), [&] { return partial_name(l); }, c.partial_now, T(cfg_.norm_eps),
-                                  c.partial_inv_rms.data());
-        c.block_sources[n] = {c.partial_now, c.partial_inv_rms.data()};
-      }
-      ops::depth_attention_forward(Backend{}, std::span<const ops::depth_source<T, space>>(c.block_sources).first(n + (i > 0)),
-                                   p.at(l), h, c.alpha[l - 1].mat());
+      // After a block's first sublayer the partial sum is a source too, its statistic taken in
+      // the same pass.
+      if ((l - 1) % S_ == 0)
+        ops::depth_attention_forward(Backend{}, completed_sources(c), p.at(l), h, c.alpha[l - 1].mat());
+      else
+        detail::throw_if_bad_token(label(), [&] { return partial_name(l); },
+                                   ops::depth_attention_forward_normed(Backend{}, completed_sources(c), c.partial_now,
+                                                                       T(cfg_.norm_eps), c.partial_inv_rms.data(), p.at(l),
+                                                                       h, c.alpha[l - 1].mat()));
     } else {
       const int i = (l - 1) % S_;
       if (i == 0) {
@@ -266,7 +264,6 @@ class BlockAttnRes<N>::with {
     detail::throw_if_bad_token(label(), [&] {
       return "block sum b_" + std::to_string(j) + " (last added: the output of sublayer " + std::to_string(l) + ")";
     }, bad);
-    c.block_sources[static_cast<std::size_t>(j)] = {out, inv_rms};  // b_j in place of its partial sums
     c.completed = j + 1;
   }
 

@@ -376,33 +376,39 @@ void forward_one_token(index_t n, const T* w, const T* g, const T* const* rows, 
 #endif
   forward_token<true>(n, w, g, rows, inv_rms, D, h, a, static_cast<const T* const*>(nullptr));
 }
-}  // namespace cpu_detail
 
+// The one-shot forward over [sources…] or, with a partial sum, [sources…, partial] whose
+// statistic is not given but taken per token from its row, just before the sweeps that read the
+// row again, and written to partial_inv_rms.
 // Per token: the n logits, then the softmax, then h = Σ_j α_j v_j in one pass over h (the
 // source rows are still in L1 from the logits). Each source row comes from memory once.
 template <class T>
-void depth_attention_forward(backend::cpu, std::span<const depth_source<T>> sources, depth_query<T> q,
-                             no_deduce<matrix_view<T>> h /*(M,D)*/, no_deduce<matrix_view<T>> alpha /*(n,M)*/) {
-  const index_t n = static_cast<index_t>(sources.size());
+void one_shot_forward(std::span<const depth_source<T>> sources, const_matrix_view<T> partial, T* partial_inv_rms, T eps,
+                      depth_query<T> q, matrix_view<T> h /*(M,D)*/, matrix_view<T> alpha /*(n,M)*/) {
+  const bool with_partial = partial_inv_rms != nullptr;
+  const index_t n = static_cast<index_t>(sources.size()) + (with_partial ? 1 : 0);
   const index_t M = h.rows, D = h.cols;
   if (n == 0) {  // no sources: h = 0, as the empty sum of the reference
     for (index_t t = 0; t < M; ++t) std::fill(h.row(t), h.row(t) + D, T(0));
     return;
   }
-  const bool unrolled = n <= cpu_detail::max_unrolled_sources;
+  const bool unrolled = n <= max_unrolled_sources;
   // One token (decoding) folds w ⊙ g inside its sweep; more tokens share a folded copy.
-  const T* qg = M == 1 && unrolled ? nullptr : cpu_detail::folded_queries<T>(1, D, [&](index_t) { return q; });
+  const T* qg = M == 1 && unrolled ? nullptr : folded_queries<T>(1, D, [&](index_t) { return q; });
   // Tokens [begin, end) with scratch for n row pointers (this token's and a later one's), n
   // statistics and padded<T>(n) weights. The unrolled kernel requests the later token's rows
   // during its first sweep (spread); the general one, 4 tokens ahead in a burst before it.
   auto tokens = [&](index_t begin, index_t end, const T** rows, const T** later, T* r, T* a) {
     for (index_t t = begin; t < end; ++t) {
-      const index_t ahead = t + (unrolled ? cpu_detail::spread_prefetch_ahead : cpu_detail::prefetch_ahead);
+      const index_t ahead = t + (unrolled ? spread_prefetch_ahead : prefetch_ahead);
       for (index_t j = 0; j < n; ++j) {
-        rows[j] = sources[j].value.row(t);
-        r[j] = sources[j].inv_rms[t];
-        if (ahead < end) later[j] = sources[j].value.row(ahead);
-        if (ahead < end && !unrolled) cpu_detail::prefetch_row(later[j], D);
+        const bool part = with_partial && j == n - 1;
+        const auto& v = part ? partial : sources[j].value;
+        rows[j] = v.row(t);
+        if (ahead < end) later[j] = v.row(ahead);
+        if (ahead < end && !unrolled) prefetch_row(later[j], D);
+        r[j] = part ? (partial_inv_rms[t] = inv_rms_of(simd::sum_squares(rows[j], D), D, eps))
+                    : sources[j].inv_rms[t];
       }
       const T* const* spread = unrolled && ahead < end ? later : nullptr;
       if (!unrolled) {
@@ -411,27 +417,47 @@ void depth_attention_forward(backend::cpu, std::span<const depth_source<T>> sour
         simd::softmax_padded(a, n);
         simd::weighted_sum(rows, a, n, D, h.row(t));
       } else if (qg) {
-        cpu_detail::forward_token<false>(n, qg, qg, rows, r, D, h.row(t), a, spread);
+        forward_token<false>(n, qg, qg, rows, r, D, h.row(t), a, spread);
       } else {
-        cpu_detail::forward_one_token(n, q.w, q.g, rows, r, D, h.row(t), a);  // one token: nothing to request ahead
+        forward_one_token(n, q.w, q.g, rows, r, D, h.row(t), a);  // one token: nothing to request ahead
       }
       for (index_t j = 0; j < n; ++j) alpha(j, t) = a[j];
     }
   };
-  if (unrolled && M <= cpu_detail::token_grain) {  // one chunk (decoding): this thread, scratch on the stack
-    constexpr index_t cap = simd::padded<T>(cpu_detail::max_unrolled_sources);
+  if (unrolled && M <= token_grain) {  // one chunk (decoding): this thread, scratch on the stack
+    constexpr index_t cap = simd::padded<T>(max_unrolled_sources);
     const T *rows[cap], *later[cap];
     T r[cap], a[cap];
     tokens(0, M, rows, later, r, a);
     return;
   }
-  parallel_chunks(M, cpu_detail::token_grain, [&](index_t, index_t begin, index_t end) {
+  parallel_chunks(M, token_grain, [&](index_t, index_t begin, index_t end) {
     thread_local std::vector<const T*> rows, later;  // this worker's scratch, grown only
     thread_local std::vector<T> r, a;
     const auto need = static_cast<std::size_t>(simd::padded<T>(n));
     if (rows.size() < need) rows.resize(need), later.resize(need), r.resize(need), a.resize(need);
     tokens(begin, end, rows.data(), later.data(), r.data(), a.data());
   });
+}
+
+}  // namespace cpu_detail
+
+template <class T>
+void depth_attention_forward(backend::cpu, std::span<const depth_source<T>> sources, depth_query<T> q,
+                             no_deduce<matrix_view<T>> h /*(M,D)*/, no_deduce<matrix_view<T>> alpha /*(n,M)*/) {
+  cpu_detail::one_shot_forward<T>(sources, {}, nullptr, T(0), q, h, alpha);
+}
+
+// The partial's statistic with no op or pass of its own: decoding's gather points after a
+// block's first sublayer (the policy's share of a decode step −0.09 … −0.15 points for Block<4>
+// and Block<8>, docs/performance.md round 22).
+template <class T>
+index_t depth_attention_forward_normed(backend::cpu, std::span<const depth_source<T>> sources,
+                                       no_deduce<const_matrix_view<T>> partial /*(M,D)*/, no_deduce<T> eps,
+                                       T* partial_inv_rms /*(M)*/, no_deduce<depth_query<T>> q,
+                                       no_deduce<matrix_view<T>> h /*(M,D)*/, no_deduce<matrix_view<T>> alpha /*(n+1,M)*/) {
+  cpu_detail::one_shot_forward<T>(sources, partial, partial_inv_rms, eps, q, h, alpha);
+  return cpu_detail::first_bad_token(partial_inv_rms, h.rows);
 }
 
 // Phase 1 for S queries. Per token: the S·n logits (each source row read once for all S

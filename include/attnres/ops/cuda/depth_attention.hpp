@@ -182,6 +182,19 @@ index_t sum_key_norm_stats(backend::cuda b, no_deduce<const_matrix_view<T, devic
 }
 
 template <class T>
+index_t depth_attention_forward_normed(backend::cuda b, std::span<const depth_source<T, device_space>> sources,
+                                       no_deduce<const_matrix_view<T, device_space>> partial /*(M,D)*/, no_deduce<T> eps,
+                                       T* partial_inv_rms /*(M), device*/, no_deduce<depth_query<T>> q,
+                                       no_deduce<matrix_view<T, device_space>> h /*(M,D)*/,
+                                       no_deduce<matrix_view<T, device_space>> alpha /*(n+1,M)*/) {
+  if (const index_t bad = key_norm_stats(b, partial, eps, partial_inv_rms); bad >= 0) return bad;
+  std::vector<depth_source<T, device_space>> all(sources.begin(), sources.end());
+  all.push_back({partial, partial_inv_rms});
+  depth_attention_forward(b, std::span<const depth_source<T, device_space>>(all), q, h, alpha);
+  return -1;
+}
+
+template <class T>
 index_t depth_attention_merge_normed(backend::cuda b, const depth_stats<T, device_space>& st,
                                      no_deduce<const_matrix_view<T, device_space>> partial /*(M,D)*/, no_deduce<T> eps,
                                      T* partial_inv_rms /*(M), device*/, no_deduce<depth_query<T>> q,

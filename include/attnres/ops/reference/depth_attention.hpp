@@ -139,6 +139,21 @@ void depth_attention_merge(backend::reference, const depth_stats<T>& st, const d
   }
 }
 
+// The partial sum's key-norm statistic, then the one-shot forward over [sources…, partial]:
+// returns the first token whose statistic is not finite (h and alpha are then not to be used),
+// or -1.
+template <class T>
+index_t depth_attention_forward_normed(backend::reference b, std::span<const depth_source<T>> sources,
+                                       no_deduce<const_matrix_view<T>> partial /*(M,D)*/, no_deduce<T> eps,
+                                       T* partial_inv_rms /*(M)*/, no_deduce<depth_query<T>> q,
+                                       no_deduce<matrix_view<T>> h /*(M,D)*/, no_deduce<matrix_view<T>> alpha /*(n+1,M)*/) {
+  if (const index_t bad = key_norm_stats(b, partial, eps, partial_inv_rms); bad >= 0) return bad;
+  std::vector<depth_source<T>> all(sources.begin(), sources.end());
+  all.push_back({partial, partial_inv_rms});
+  depth_attention_forward(b, std::span<const depth_source<T>>(all), q, h, alpha);
+  return -1;
+}
+
 // The partial sum's key-norm statistic, then the merge with it: returns the first token whose
 // statistic is not finite (h and alpha are then not to be used), or -1.
 template <class T>
