@@ -11,6 +11,9 @@
 //   train/<policy>    training steps: zero_grad, forward + backward, clip, AdamW
 //                     (DESIGN.md's default model, batch 8 × 256); k = 3, 1 warm-up step
 //   decode/<policy>   KV-cache decode steps, batch 1, positions 64 .. 191; k = 64, 8 warm-up
+//   baseline-train/<policy>, baseline-decode/<policy>
+//                     the same at the PyTorch baseline's size of issue 5 (GELU MLP of 1024, tied
+//                     embeddings; compare_torch.py --size torch-baseline)
 //   groups/block8     training steps of Block<8> with one batched backward pass per block
 //                     against its default pairs of blocks (residual/block_attn_res.hpp): here
 //                     the first side is the one-pass Block<8>, not Sum, so policy_pct < 0 is what
@@ -49,7 +52,20 @@ using clock_type = std::chrono::steady_clock;
 
 constexpr index_t kBatch = 8, kSeq = 256, kPrompt = 64, kNew = 128;
 
-model_config default_config() { return {.vocab = 256, .d_model = 256, .n_heads = 4, .n_layers = 8, .d_ff = 704}; }
+// The two sizes issue 5 sets its targets at: DESIGN.md's default model and the PyTorch
+// baseline's (bench/compare_torch.py --size torch-baseline: GELU MLP of 1024, tied embeddings).
+struct default_size {
+  using mlp = SwiGLU;
+  static constexpr std::string_view prefix = "";
+  static model_config config() { return {.vocab = 256, .d_model = 256, .n_heads = 4, .n_layers = 8, .d_ff = 704}; }
+};
+struct baseline_size {
+  using mlp = GELU;
+  static constexpr std::string_view prefix = "baseline-";
+  static model_config config() {
+    return {.vocab = 256, .d_model = 256, .n_heads = 4, .n_layers = 8, .d_ff = 1024, .tie_embeddings = true};
+  }
+};
 
 // The kinds of policy call a step's policy time is split into (the *_ms counters). A block
 // start is the first sublayer of a BlockAttnRes block: its gather runs Phase 1 for the whole
@@ -110,8 +126,8 @@ struct timed {
   };
 };
 
-template <class Residual>
-using model_of = LM<timed<Residual>, RMSNorm, SwiGLU, backend::cpu, float>;
+template <class Residual, class Size>
+using model_of = LM<timed<Residual>, RMSNorm, typename Size::mlp, backend::cpu, float>;
 
 std::vector<std::int32_t> random_tokens(index_t n, std::uint64_t seed) {
   rng g(seed);
@@ -200,9 +216,18 @@ step_time seconds(Fn&& fn) {
 }
 
 // One model with its optimiser and a fixed batch; step() trains once and returns its seconds.
+template <class Size>
+struct sized {
+  template <class Residual>
+  struct trainer;
+  template <class Residual>
+  struct decoder;
+};
+
+template <class Size>
 template <class Residual>
-struct trainer {
-  model_of<Residual> model{default_config()};
+struct sized<Size>::trainer {
+  model_of<Residual, Size> model{Size::config()};
   std::vector<std::int32_t> tokens = random_tokens(kBatch * kSeq, 1), targets = random_tokens(kBatch * kSeq, 2);
   decltype(model.parameters()) params;
   train::adamw<float> opt;
@@ -219,9 +244,10 @@ struct trainer {
 
 // One model generating from a fixed prompt; step() decodes one token and returns its seconds.
 // The token fed is a fixed sequence, the same for both models (the work does not depend on it).
+template <class Size>
 template <class Residual>
-struct decoder {
-  model_of<Residual> model{default_config()};
+struct sized<Size>::decoder {
+  model_of<Residual, Size> model{Size::config()};
   decltype(model.start_decode(1, 1)) state;
   std::vector<std::int32_t> prompt = random_tokens(kPrompt, 3), feed = random_tokens(kNew, 4);
   decoder() : state((model.init_weights(1), model.start_decode(1, kPrompt + kNew))) { model.prefill(state, prompt, kPrompt); }
@@ -250,22 +276,24 @@ void overhead(benchmark::State& s) {
 void backward_groups(benchmark::State& s) {
   const int saved = detail::block_backward_group;
   detail::block_backward_group = 1;
-  trainer<BlockAttnRes<8>> one_pass;
+  sized<default_size>::trainer<BlockAttnRes<8>> one_pass;
   detail::block_backward_group = 0;
-  trainer<BlockAttnRes<8>> pairs;
+  sized<default_size>::trainer<BlockAttnRes<8>> pairs;
   detail::block_backward_group = saved;
   auto sa = [&] { return one_pass.step(); };
   auto sb = [&] { return pairs.step(); };
   interleave(s, sa, sb, 1, 3);
 }
 
-template <class Residual>
+template <class Residual, class Size = default_size>
 void register_policy(const std::string& label) {
-  benchmark::RegisterBenchmark(("train/" + label).c_str(), overhead<trainer, 1, 3, Residual>)
+  const std::string prefix(Size::prefix);
+  using S = sized<Size>;
+  benchmark::RegisterBenchmark((prefix + "train/" + label).c_str(), overhead<S::template trainer, 1, 3, Residual>)
       ->Unit(benchmark::kMillisecond)
       ->UseManualTime()
       ->MinTime(8);  // the policy's timed median step per round: ≈ 0.65 s, so ≈ 12 rounds (≈ 1 min)
-  benchmark::RegisterBenchmark(("decode/" + label).c_str(), overhead<decoder, 8, 64, Residual>)
+  benchmark::RegisterBenchmark((prefix + "decode/" + label).c_str(), overhead<S::template decoder, 8, 64, Residual>)
       ->Unit(benchmark::kMicrosecond)
       ->UseManualTime()
       ->MinTime(0.1);  // ≈ 1.2 ms per round counted, so ≈ 80 rounds (≈ 15 s)
@@ -279,6 +307,10 @@ int main(int argc, char** argv) {
   register_policy<BlockAttnRes<4>>("block4");
   register_policy<BlockAttnRes<8>>("block8");
   register_policy<FullAttnRes>("full");
+  register_policy<Sum, baseline_size>("sum");
+  register_policy<BlockAttnRes<4>, baseline_size>("block4");
+  register_policy<BlockAttnRes<8>, baseline_size>("block8");
+  register_policy<FullAttnRes, baseline_size>("full");
   benchmark::RegisterBenchmark("groups/block8", backward_groups)->Unit(benchmark::kMillisecond)->UseManualTime()->MinTime(8);
   benchmark::AddCustomContext("blas", blas_description());
   benchmark::Initialize(&argc, argv);
