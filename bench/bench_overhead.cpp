@@ -31,6 +31,7 @@
 //   OMP_NUM_THREADS=2 build/release/bench/bench_overhead --benchmark_filter=train
 //   OMP_NUM_THREADS=1 build/release/bench/bench_overhead --benchmark_filter=decode
 //   OMP_NUM_THREADS=2 build/release/bench/bench_overhead --benchmark_filter=groups
+//   OMP_NUM_THREADS=2 build/release/bench/bench_overhead --benchmark_filter='^baseline-decode/'
 
 #include <attnres/attnres.hpp>
 
@@ -215,7 +216,7 @@ step_time seconds(Fn&& fn) {
           timed<Residual>::seconds_by_kind};
 }
 
-// One model with its optimiser and a fixed batch; step() trains once and returns its seconds.
+// The two sides of a round, for a model of one Size.
 template <class Size>
 struct sized {
   template <class Residual>
@@ -224,6 +225,7 @@ struct sized {
   struct decoder;
 };
 
+// One model with its optimiser and a fixed batch; step() trains once and returns its seconds.
 template <class Size>
 template <class Residual>
 struct sized<Size>::trainer {
