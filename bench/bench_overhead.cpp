@@ -287,7 +287,7 @@ void backward_groups(benchmark::State& s) {
   interleave(s, sa, sb, 1, 3);
 }
 
-template <class Residual, class Size = default_size>
+template <class Residual, class Size>
 void register_policy(const std::string& label) {
   const std::string prefix(Size::prefix);
   using S = sized<Size>;
@@ -301,18 +301,20 @@ void register_policy(const std::string& label) {
       ->MinTime(0.1);  // ≈ 1.2 ms per round counted, so ≈ 80 rounds (≈ 15 s)
 }
 
+template <class Size>
+void register_policies() {
+  register_policy<Sum, Size>("sum");  // the control: Sum against Sum must measure ≈ 0 %
+  register_policy<BlockAttnRes<4>, Size>("block4");
+  register_policy<BlockAttnRes<8>, Size>("block8");
+  register_policy<FullAttnRes, Size>("full");
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   reexec_with_avx512_openblas(argv);  // core/blas.hpp
-  register_policy<Sum>("sum");  // the control: Sum against Sum must measure ≈ 0 %
-  register_policy<BlockAttnRes<4>>("block4");
-  register_policy<BlockAttnRes<8>>("block8");
-  register_policy<FullAttnRes>("full");
-  register_policy<Sum, baseline_size>("sum");
-  register_policy<BlockAttnRes<4>, baseline_size>("block4");
-  register_policy<BlockAttnRes<8>, baseline_size>("block8");
-  register_policy<FullAttnRes, baseline_size>("full");
+  register_policies<default_size>();
+  register_policies<baseline_size>();
   benchmark::RegisterBenchmark("groups/block8", backward_groups)->Unit(benchmark::kMillisecond)->UseManualTime()->MinTime(8);
   benchmark::AddCustomContext("blas", blas_description());
   benchmark::Initialize(&argc, argv);
