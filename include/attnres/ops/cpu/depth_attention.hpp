@@ -224,10 +224,13 @@ void with_row_kernels(F&& f) {
 
 // The S queries folded once per call, q_p = w_p ⊙ g_p, rows of an (S,D) buffer. The buffer
 // is the calling thread's and is reused by its next call, so a call allocates nothing once warm
-// (decode runs these ops once per token).
+// (decode runs these ops once per token). It starts on a cache line: the backward's row update
+// loads every q_p row once per token and pair of sources, and on malloc's 16-byte alignment each
+// 64-byte load spanned two lines (the backward pass of 7 sources × 5 points alone: 1.64 → 1.42
+// ms; a Block<8> training step: −0.05 and −0.09 %, near the noise; docs/performance.md round 24).
 template <class T, class QueryOf>
 const T* folded_queries(index_t S, index_t D, QueryOf query_of) {
-  thread_local std::vector<T> buf;
+  thread_local std::vector<T, aligned_allocator<T>> buf;
   if (buf.size() < static_cast<std::size_t>(S * D)) buf.resize(static_cast<std::size_t>(S * D));
   for (index_t p = 0; p < S; ++p) {
     const depth_query<T> q = query_of(p);
