@@ -19,6 +19,7 @@
 #include <attnres/ops/rms_norm.hpp>
 #include <attnres/ops/rope.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <vector>
@@ -53,6 +54,20 @@ TEST_CASE("cuda row math: RMSNorm forward and backward equal the reference", "[c
   for (index_t d = 0; d < D; ++d) row::rms_norm_backward_channel(x.data(), D, r1.data(), dy.data(), D, M, d, dg2.data());
   REQUIRE_CLOSE(dx1.data(), dx2.data(), dx1.size(), 1e-5, 1e-6);
   REQUIRE_CLOSE(dg1.data(), dg2.data(), D, 1e-5, 1e-6);
+
+  // x·(dx's increment), with dx and without (it cancels to ≈ ε r³ a: the error is relative to r·|a|)
+  tensor<float> c1({M}), c2({M}), c3({M}), dx3 = dx0;
+  ops::rms_norm_backward(backend::reference{}, x.mat(), g.data(), r1.data(), dy.mat(), dx3.mat(), nullptr, c1.data());
+  for (index_t t = 0; t < M; ++t) {
+    double abs_a = 0;
+    for (index_t d = 0; d < D; ++d) abs_a += std::abs(double(dy.mat()(t, d)) * g[d] * x.mat()(t, d));
+    tensor<float> dx4 = dx0;
+    row::rms_norm_backward_row(x.mat().row(t), g.data(), r1[t], dy.mat().row(t), D, dx4.mat().row(t), &c2[t]);
+    row::rms_norm_backward_row(x.mat().row(t), g.data(), r1[t], dy.mat().row(t), D, static_cast<float*>(nullptr), &c3[t]);
+    CHECK(c2[t] == Approx(c1[t]).margin(1e-5 * r1[t] * abs_a));
+    CHECK(c3[t] == c2[t]);
+    REQUIRE(std::equal(dx4.mat().row(t), dx4.mat().row(t) + D, dx2.mat().row(t)));  // the dot changes nothing else
+  }
 }
 
 TEST_CASE("cuda row math: cross-entropy and softmax rows equal the reference", "[cuda][row][cross_entropy]") {

@@ -313,6 +313,20 @@ TEST_CASE("rms_norm: reference backward matches central differences", "[ops][rms
   ops::rms_norm_backward(backend::reference{}, x.mat(), g.data(), inv.data(), R.mat(), dx.mat(), dg.data());
   require_gradient("dx", minus(dx, dx0), x, loss);
   require_gradient("dg", minus(dg, dg0), g, loss);
+
+  SECTION("x·dx: the dot of x with what the call adds to dx, ≈ ε r³ a (scale invariance up to ε)") {
+    tensor<double> inc({M, D}), x_dot_dx({M});
+    ops::rms_norm_backward(backend::reference{}, x.mat(), g.data(), inv.data(), R.mat(), inc.mat(), nullptr,
+                           x_dot_dx.data());
+    for (index_t t = 0; t < M; ++t) {
+      double plain = 0, a = 0;
+      for (index_t d = 0; d < D; ++d) plain += x.mat()(t, d) * inc.mat()(t, d), a += R.mat()(t, d) * g[d] * x.mat()(t, d);
+      const double r = inv[t];
+      CHECK(x_dot_dx[t] == Approx(plain).margin(1e-15));
+      CHECK(x_dot_dx[t] == Approx(eps * r * r * r * a).epsilon(1e-8));
+      CHECK(std::abs(x_dot_dx[t]) < 1e-3 * std::abs(r * a));  // nearly orthogonal: ε r² ≪ 1
+    }
+  }
 }
 
 TEST_CASE("rms_norm: cpu equals reference on awkward sizes and strided views", "[ops][rms_norm][cpu]") {
@@ -355,6 +369,27 @@ TEST_CASE("rms_norm: cpu equals reference on awkward sizes and strided views", "
     ops::rms_norm_backward(backend::cpu{}, x.cv(), g.data(), r1.data(), dy.cv(), {}, dg3.data());
     REQUIRE(dx3.dense() == dx2.dense());
     REQUIRE(dg3 == dg2);
+  }
+  SECTION("x·dx, with dx and without") {
+    // r a − r³ a ‖x‖² / D cancels to ≈ ε r³ a: the error is relative to r·|a|
+    double scale = 0;
+    for (index_t t = 0; t < M; ++t) {
+      double abs_a = 0;
+      for (index_t d = 0; d < D; ++d) abs_a += std::abs(double(dy.cv()(t, d)) * g[d] * x.cv()(t, d));
+      scale = std::max(scale, double(r1[t]) * abs_a);
+    }
+    const strided<float> dx0(M, D, gen);
+    strided<float> dx1 = dx0, dx2 = dx0;
+    std::vector<float> c1(static_cast<std::size_t>(M)), c2(c1.size()), c3(c1.size());
+    ops::rms_norm_backward(backend::reference{}, x.cv(), g.data(), r1.data(), dy.cv(), dx1.v(), nullptr, c1.data());
+    ops::rms_norm_backward(backend::cpu{}, x.cv(), g.data(), r1.data(), dy.cv(), dx2.v(), nullptr, c2.data());
+    ops::rms_norm_backward(backend::cpu{}, x.cv(), g.data(), r1.data(), dy.cv(), {}, nullptr, c3.data());
+    REQUIRE_CLOSE(c1.data(), c2.data(), M, 0.0, 1e-5 * scale);
+    REQUIRE(c3 == c2);
+    // asking for the dot changes nothing else
+    strided<float> dx3 = dx0;
+    ops::rms_norm_backward(backend::cpu{}, x.cv(), g.data(), r1.data(), dy.cv(), dx3.v(), nullptr);
+    REQUIRE(dx3.dense() == dx2.dense());
   }
 }
 

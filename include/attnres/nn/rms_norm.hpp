@@ -54,6 +54,12 @@ class RMSNorm::with {
   void backward(const Params& p, const Cache& c, const_view_t x, const_view_t dy, view_t dx, Grads& g) const {
     ops::rms_norm_backward(Backend{}, x, p.weight.data(), c.inv_rms.data(), dy, dx, g.weight.data());
   }
+  // The same, and x_dot_dx[t] = x_t · (what this call adds to dx_t) (M values, in the backend's
+  // memory): LM hands it to the residual policy as c = dh·h when x is a gather output (ops/rms_norm.hpp)
+  void backward(const Params& p, const Cache& c, const_view_t x, const_view_t dy, view_t dx, Grads& g,
+                T* x_dot_dx) const {
+    ops::rms_norm_backward(Backend{}, x, p.weight.data(), c.inv_rms.data(), dy, dx, g.weight.data(), x_dot_dx);
+  }
 
   void list(const std::string& prefix, Params& p, Grads& g, param_list<T, space>& out) const {
     out.push_back({prefix + "weight", {D_}, p.weight.data(), g.weight.data(), false});

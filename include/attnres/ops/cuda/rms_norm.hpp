@@ -20,9 +20,11 @@ __global__ void rms_norm_forward(const T* x, index_t sx, const T* g, T eps, inde
 
 template <class T>
 __global__ void rms_norm_backward_rows(const T* x, index_t sx, const T* g, const T* inv_rms, const T* dy, index_t sdy,
-                                       index_t M, index_t D, T* dx, index_t sdx) {
+                                       index_t M, index_t D, T* dx, index_t sdx, T* x_dot_dx) {
   const index_t t = blockIdx.x * index_t(blockDim.x) + threadIdx.x;
-  if (t < M) row::rms_norm_backward_row(x + t * sx, g, inv_rms[t], dy + t * sdy, D, dx + t * sdx);
+  if (t < M)
+    row::rms_norm_backward_row(x + t * sx, g, inv_rms[t], dy + t * sdy, D, dx ? dx + t * sdx : nullptr,
+                               x_dot_dx ? x_dot_dx + t : nullptr);
 }
 
 template <class T>
@@ -55,14 +57,15 @@ void rms_norm_forward(backend::cuda, no_deduce<const_matrix_view<T, device_space
 template <class T>
 void rms_norm_backward(backend::cuda, no_deduce<const_matrix_view<T, device_space>> x /*(M,D)*/, const T* g /*(D)*/,
                        const T* inv_rms /*(M)*/, no_deduce<const_matrix_view<T, device_space>> dy /*(M,D)*/,
-                       no_deduce<matrix_view<T, device_space>> dx /*(M,D) or null*/, no_deduce<T*> dg /*(D) or null*/) {
+                       no_deduce<matrix_view<T, device_space>> dx /*(M,D) or null*/, no_deduce<T*> dg /*(D) or null*/,
+                       no_deduce<T*> x_dot_dx = nullptr /*(M) or null*/) {
   cuda_detail::same_shape<T>("rms_norm_backward", x, dy, "dy");
   if (dx.data) cuda_detail::same_shape<T>("rms_norm_backward", x, dx, "dx");
   if (x.rows == 0) return;
-  if (dx.data) {
+  if (dx.data || x_dot_dx) {
     cuda_kernels::rms_norm_backward_rows<T>
         <<<cuda_detail::grid_for(x.rows, "rms_norm_backward"), cuda_detail::block_threads>>>(
-            x.data, x.stride, g, inv_rms, dy.data, dy.stride, x.rows, x.cols, dx.data, dx.stride);
+            x.data, x.stride, g, inv_rms, dy.data, dy.stride, x.rows, x.cols, dx.data, dx.stride, x_dot_dx);
     cuda::check_launch("rms_norm_backward row kernel");
   }
   if (dg) {

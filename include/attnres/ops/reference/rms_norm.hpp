@@ -33,11 +33,12 @@ void rms_norm_forward(backend::reference, no_deduce<const_matrix_view<T>> x /*(M
   }
 }
 
-// dx += r g ⊙ dy − (r³ a / D) x,  a = Σ_d dy g x ;  dg += Σ_t dy ⊙ x r
+// dx += r g ⊙ dy − (r³ a / D) x,  a = Σ_d dy g x ;  dg += Σ_t dy ⊙ x r ;  x_dot_dx = x · (dx's increment)
 template <class T>
 void rms_norm_backward(backend::reference, no_deduce<const_matrix_view<T>> x /*(M,D)*/, const T* g /*(D)*/,
                        const T* inv_rms /*(M)*/, no_deduce<const_matrix_view<T>> dy /*(M,D)*/,
-                       no_deduce<matrix_view<T>> dx /*(M,D) or null*/, no_deduce<T*> dg /*(D) or null*/) {
+                       no_deduce<matrix_view<T>> dx /*(M,D) or null*/, no_deduce<T*> dg /*(D) or null*/,
+                       no_deduce<T*> x_dot_dx = nullptr /*(M) or null*/) {
   rms_norm_detail::check<T>("rms_norm_backward", x, dy, "dy");
   if (dx.data) rms_norm_detail::check<T>("rms_norm_backward", x, dx, "dx");
   const index_t M = x.rows, D = x.cols;
@@ -45,10 +46,14 @@ void rms_norm_backward(backend::reference, no_deduce<const_matrix_view<T>> x /*(
     const T r = inv_rms[t];
     T a = 0;
     for (index_t d = 0; d < D; ++d) a += dy(t, d) * g[d] * x(t, d);
+    T x_dot_increment = 0;
     for (index_t d = 0; d < D; ++d) {
-      if (dx.data) dx(t, d) += r * g[d] * dy(t, d) - r * r * r * a / T(D) * x(t, d);
+      const T increment = r * g[d] * dy(t, d) - r * r * r * a / T(D) * x(t, d);
+      if (dx.data) dx(t, d) += increment;
+      x_dot_increment += x(t, d) * increment;
       if (dg) dg[d] += dy(t, d) * x(t, d) * r;
     }
+    if (x_dot_dx) x_dot_dx[t] = x_dot_increment;
   }
 }
 

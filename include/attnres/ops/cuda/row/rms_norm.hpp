@@ -14,14 +14,17 @@ ATTNRES_HD T rms_norm_forward_row(const T* x /*(D)*/, const T* g /*(D)*/, T eps,
   return r;
 }
 
-// dx += r g ⊙ dy − (r³ a / D) x,   a = Σ_d dy g x
+// dx += r g ⊙ dy − (r³ a / D) x,   a = Σ_d dy g x ;   x_dot_dx = x · that increment
+// = r a − r³ a ‖x‖² / D (either output may be null)
 template <class T>
 ATTNRES_HD void rms_norm_backward_row(const T* x /*(D)*/, const T* g /*(D)*/, T r, const T* dy /*(D)*/, index_t D,
-                                      T* dx /*(D)*/) {
+                                      T* dx /*(D) or null*/, T* x_dot_dx = nullptr /*(1) or null*/) {
   T a = 0;
   for (index_t d = 0; d < D; ++d) a += dy[d] * g[d] * x[d];
   const T k = r * r * r * a / T(D);
-  for (index_t d = 0; d < D; ++d) dx[d] += r * g[d] * dy[d] - k * x[d];
+  if (x_dot_dx) *x_dot_dx = r * a - k * dot(x, x, D);
+  if (dx)
+    for (index_t d = 0; d < D; ++d) dx[d] += r * g[d] * dy[d] - k * x[d];
 }
 
 // dg[d] += Σ_t dy[t,d] x[t,d] r_t      (one channel, tokens summed in order)
