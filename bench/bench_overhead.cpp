@@ -118,9 +118,13 @@ struct timed {
     void push(A&&... a) const { time(push_call, [&] { base::push(std::forward<A>(a)...); }); }
     template <class... A>
     void begin_backward(A&&... a) const { time(begin_calls, [&] { base::begin_backward(std::forward<A>(a)...); }); }
-    template <class Pp, class C, class Dh, class G>
-    void gather_backward(const Pp& p, C& c, int l, Dh dh, G& g) const {
-      time(kind_of(l, backward_start, backward_rest, backward_out), [&] { base::gather_backward(p, c, l, dh, g); });
+    // with or without the caller's c = dh·h (the optional form, where the policy has it)
+    template <class Pp, class C, class Dh, class G, class... Dots>
+      requires requires(const base& b, const Pp& p, C& c, int l, Dh dh, G& g, Dots... dots) {
+        b.gather_backward(p, c, l, dh, g, dots...);
+      }
+    void gather_backward(const Pp& p, C& c, int l, Dh dh, G& g, Dots... dots) const {
+      time(kind_of(l, backward_start, backward_rest, backward_out), [&] { base::gather_backward(p, c, l, dh, g, dots...); });
     }
     template <class... A>
     void source_grad(A&&... a) const { time(source_grad_call, [&] { base::source_grad(std::forward<A>(a)...); }); }

@@ -301,3 +301,55 @@ TEMPLATE_TEST_CASE("writing v_l into the policy's source_buffer changes no gathe
       }
     }
 }
+
+TEMPLATE_TEST_CASE("c = dh·h handed to gather_backward by the caller changes nothing", "[residual][invariant]",
+                   FullAttnRes, BlockAttnRes<1>, BlockAttnRes<2>, BlockAttnRes<4>, BlockAttnRes<8>) {
+  // LM hands the policies c_t = dh_t·h_t from its RMSNorm's backward; here the caller computes it
+  // the way the policy would, so every gradient must come out bit for bit the same. A c off by
+  // one must change them (the policy reads what it is given).
+  using P = typename TestType::template with<float, attnres::backend::cpu>;
+  const int L = 8;
+  const index_t M = 37, D = 13;
+  const random_sources src(L, M, D, 31);
+  attnres::rng gen(7);
+  std::vector<tensor<float>> dh;
+  for (int l = 0; l <= L; ++l) dh.push_back(random_tensor<float>({M, D}, gen));
+  struct result {
+    std::vector<tensor<float>> dv;
+    typename P::Grads grads;
+  };
+  auto run = [&](int c_from) {  // 0: the policy's own, 1: the caller's, 2: the caller's + 1
+    fixed_pushes<P> f(L, D);
+    attnres::rng g(5);
+    attnres::fill_normal(f.params.query, g, 0.0, 0.7);
+    attnres::fill_normal(f.params.key_gain, g, 1.0, 0.2);
+    f.run(src.x0, src.v, /*keep_for_backward=*/true);
+    result r{std::vector<tensor<float>>(L + 1, tensor<float>({M, D})), f.policy.zero_grads()};
+    tensor<float> c({M});
+    auto backward = [&](int l) {
+      if (c_from == 0) return f.policy.gather_backward(f.params, f.cache, l, dh[l - 1].mat(), r.grads);
+      attnres::ops::row_dots(attnres::backend::cpu{}, dh[l - 1].mat(), f.h[l - 1].mat(), c.data());
+      if (c_from == 2)
+        for (index_t t = 0; t < M; ++t) c[t] += 1.0f;
+      f.policy.gather_backward(f.params, f.cache, l, dh[l - 1].mat(), r.grads, static_cast<const float*>(c.data()));
+    };
+    f.policy.begin_backward(f.cache);
+    backward(L + 1);
+    for (int l = L; l >= 1; --l) {
+      f.policy.source_grad(f.cache, l, r.dv[l].mat());
+      backward(l);
+    }
+    f.policy.source_grad(f.cache, 0, r.dv[0].mat());
+    return r;
+  };
+  const result own = run(0), given = run(1), off = run(2);
+  auto same = [](const tensor<float>& a, const tensor<float>& b) { return std::equal(a.data(), a.data() + a.size(), b.data()); };
+  for (int l = 0; l <= L; ++l) {
+    CAPTURE(l);
+    REQUIRE(same(own.dv[l], given.dv[l]));
+  }
+  REQUIRE(same(own.grads.query, given.grads.query));
+  REQUIRE(same(own.grads.key_gain, given.grads.key_gain));
+  CHECK_FALSE(same(own.grads.query, off.grads.query));
+  CHECK_FALSE(same(own.dv[0], off.dv[0]));
+}

@@ -458,6 +458,7 @@ class LM {
     tensor_t logits, dlogits;  // (M,V)
     tensor<T> host_logits;     // (M,V) what forward / prefill return on a device backend
     tensor_t dy, dh, dv, dxn, dx0;  // (M,D) backward scratch
+    tensor_t dh_dot_h;              // (M)   c = dh·h of a gather point, from its norm's backward
     typename policy_t::Cache rcache;
   };
   struct decode_scratch {
@@ -547,6 +548,28 @@ class LM {
     return act_.dh;
   }
 
+  // dh (zeroed by the caller) = the backward of the norm that reads gather point l's output h,
+  // then the policy's gather_backward(l). A policy that needs c = dh·h (depth attention) takes
+  // it from the norm when the norm gives x·dx (RMSNorm: dh is the norm's increment alone, so
+  // x·dx = dh·h), instead of a pass of its own over dh and h (ops/rms_norm.hpp).
+  template <class NormParams, class NormGrads>
+  void norm_and_gather_backward(int l, const NormParams& np, const typename norm_t::Cache& nc, const_view_t h,
+                                const_view_t dy, view_t dh, NormGrads& ng) {
+    auto& a = act_;
+    if constexpr (requires(T* c) {
+                    norm_.backward(np, nc, h, dy, dh, ng, c);
+                    policy_.gather_backward(params.residual, a.rcache, l, const_view_t(dh), grads.residual, c);
+                  }) {
+      if (a.dh_dot_h.size() != h.rows) a.dh_dot_h = tensor_t({h.rows});
+      norm_.backward(np, nc, h, dy, dh, ng, a.dh_dot_h.data());
+      policy_.gather_backward(params.residual, a.rcache, l, const_view_t(dh), grads.residual,
+                              static_cast<const T*>(a.dh_dot_h.data()));
+    } else {
+      norm_.backward(np, nc, h, dy, dh, ng);
+      policy_.gather_backward(params.residual, a.rcache, l, const_view_t(dh), grads.residual);
+    }
+  }
+
   void run_backward(const std::int32_t* tokens /*(M) in the backend's memory space*/) {
     auto& a = act_;
     const index_t M = a.batch * a.seq, D = cfg_.d_model;
@@ -557,8 +580,7 @@ class LM {
     policy_.begin_backward(a.rcache);
     tensor_t& dh_out = gather_gradient_buffer(L + 1);
     dh_out.set_zero();
-    norm_.backward(params.norm, a.final_norm_cache, a.hout.mat(), a.dy.mat(), dh_out.mat(), grads.norm);
-    policy_.gather_backward(params.residual, a.rcache, L + 1, dh_out.mat(), grads.residual);
+    norm_and_gather_backward(L + 1, params.norm, a.final_norm_cache, a.hout.mat(), a.dy.mat(), dh_out.mat(), grads.norm);
     for (int l = L; l >= 1; --l) {
       auto& s = a.sub[l - 1];
       const index_t i = (l - 1) / 2;
@@ -574,12 +596,11 @@ class LM {
       const view_t dh = dh_buffer.mat();
       if (l % 2 == 1) {
         attn_.backward(lp.attn, a.attn_cache[i], s.xn.mat(), a.dv.mat(), a.dxn.mat(), lg.attn);
-        norm_.backward(lp.attn_norm, s.norm_cache, s.h.mat(), a.dxn.mat(), dh, lg.attn_norm);
+        norm_and_gather_backward(l, lp.attn_norm, s.norm_cache, s.h.mat(), a.dxn.mat(), dh, lg.attn_norm);
       } else {
         mlp_.backward(lp.mlp, a.mlp_cache[i], s.xn.mat(), a.dv.mat(), a.dxn.mat(), lg.mlp);
-        norm_.backward(lp.mlp_norm, s.norm_cache, s.h.mat(), a.dxn.mat(), dh, lg.mlp_norm);
+        norm_and_gather_backward(l, lp.mlp_norm, s.norm_cache, s.h.mat(), a.dxn.mat(), dh, lg.mlp_norm);
       }
-      policy_.gather_backward(params.residual, a.rcache, l, dh, grads.residual);
     }
     policy_.source_grad(a.rcache, 0, a.dx0.mat());
     if constexpr (on_host)

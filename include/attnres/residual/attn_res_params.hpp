@@ -168,5 +168,19 @@ class kept_view {
   std::uint64_t print_ = 0;
 };
 
+// c = dh·h of gather point l, one value per token, into out (M): the caller's dh_dot_h when it
+// has them (residual_policy.hpp; LM's RMSNorm backward), else a pass over dh and the kept h. The
+// kept h is checked either way.
+template <class T, class Space, class Backend>
+void upstream_dots(Backend b, std::string_view who, int l, const kept_view<T, Space>& h,
+                   std::type_identity_t<const_matrix_view<T, Space>> dh, const T* dh_dot_h, T* out) {
+  const const_matrix_view<T, Space> kept = h.get(who, l);
+  const index_t M = dh.rows;
+  if (!dh_dot_h)
+    ops::row_dots(b, dh, kept, out);
+  else if (dh_dot_h != out)
+    copy(const_matrix_view<T, Space>(dh_dot_h, 1, M, M), matrix_view<T, Space>(out, 1, M, M));
+}
+
 }  // namespace detail
 }  // namespace attnres

@@ -295,6 +295,10 @@ class BlockAttnRes<N>::with {
   }
 
   void gather_backward(const Params& p, Cache& c, int l, const_view_t dh /*(M,D)*/, Grads& g) const {
+    gather_backward(p, c, l, dh, g, nullptr);
+  }
+  // dh_dot_h (M) or null: c = dh·h from the caller (residual_policy.hpp)
+  void gather_backward(const Params& p, Cache& c, int l, const_view_t dh /*(M,D)*/, Grads& g, const T* dh_dot_h) const {
     c.seq.gather_backward(l);
     detail::check_view<T>(label(), "gradient dh", c.M, cfg_.d_model, dh);
     const int L = cfg_.n_sublayers;
@@ -303,7 +307,7 @@ class BlockAttnRes<N>::with {
       // its terms for b_0..b_{N-1} join the last block's batched pass, which reads those
       // sources anyway, instead of a pass of their own.
       if (c.c_out.size() != c.M) c.c_out = tensor_t({c.M});
-      ops::row_dots(Backend{}, dh, c.h[l - 1].get(label(), l), c.c_out.data());
+      detail::upstream_dots(Backend{}, label(), l, c.h[l - 1], dh, dh_dot_h, c.c_out.data());
       keep_upstream(dh, c.dh_out);
       c.points.assign(1, query_grad(p, g, c, l, c.alpha[l - 1].mat().middle_rows(N, 1), c.c_out.data(), dh));
       const view_t db = c.dblock[N].mat();
@@ -319,7 +323,7 @@ class BlockAttnRes<N>::with {
     // kept for a batched Phase-1 backward; already there if the caller wrote it into
     // gradient_buffer(c, l)
     keep_upstream(dh, c.dh_block[k]);
-    ops::row_dots(Backend{}, dh, c.h[l - 1].get(label(), l), c.c_block[k].data());
+    detail::upstream_dots(Backend{}, label(), l, c.h[l - 1], dh, dh_dot_h, c.c_block[k].data());
     if (i > 0) {  // Phase 2 backward: the partial source, needed next by this block's sublayers
       const ops::depth_source<T, space> part{c.partial_at[l - 1].mat(), c.partial_at_inv_rms[l - 1].data()};
       const auto a = c.alpha[l - 1].mat().middle_rows(n, 1);

@@ -122,9 +122,13 @@ class FullAttnRes::with {
   }
 
   void gather_backward(const Params& p, Cache& c, int l, const_view_t dh /*(M,D)*/, Grads& g) const {
+    gather_backward(p, c, l, dh, g, nullptr);
+  }
+  // dh_dot_h (M) or null: c = dh·h from the caller (residual_policy.hpp)
+  void gather_backward(const Params& p, Cache& c, int l, const_view_t dh /*(M,D)*/, Grads& g, const T* dh_dot_h) const {
     c.seq.gather_backward(l);
     detail::check_view<T>("FullAttnRes", "gradient dh", c.M, cfg_.d_model, dh);
-    ops::row_dots(Backend{}, dh, c.h[l - 1].get("FullAttnRes", l), c.c.data());
+    detail::upstream_dots(Backend{}, "FullAttnRes", l, c.h[l - 1], dh, dh_dot_h, c.c.data());
     c.dsources.clear();
     for (int j = 0; j < l; ++j) c.dsources.push_back(c.dvalue[j].mat());
     const auto point = detail::query_grad(cfg_, p, g, c.unused_dg, l, c.alpha[l - 1].mat(), c.c.data(), dh);

@@ -40,6 +40,11 @@
 //                           after gather(l) and before push(l), for a policy that keeps v_l as
 //                           it is (Block's first partial sum of a block, Full's sources): push
 //                           then finds v_l in place instead of copying it
+//   gather_backward(params, cache, l, dh_l, grads, dh_dot_h)  optional: the same, with
+//                           dh_dot_h[t] = dh_l[t] · h_l[t] (M values in the policy's memory
+//                           space) from a caller that has them, for a policy that needs them
+//                           (depth attention's c): it then skips its own pass over dh_l and h_l.
+//                           LM takes them from its RMSNorm's backward (ops/rms_norm.hpp)
 //   depth_weights(cache, l) α of gather point l, (n_sources(l), M); empty for Sum
 //   prefetch(params, cache, l)  optional: a hint that gather(l) comes soon; LM's decode step calls
 //                           it before each sublayer's output projection (Block and Full ask the
