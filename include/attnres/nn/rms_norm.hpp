@@ -50,14 +50,11 @@ class RMSNorm::with {
     if (c.inv_rms.size() != x.rows) c.inv_rms = tensor_t({x.rows});
     ops::rms_norm_forward(Backend{}, x, p.weight.data(), T(eps_), y, c.inv_rms.data());
   }
-  // dx (M,D) += ∂ℒ/∂x ;  g.weight += ∂ℒ/∂g
-  void backward(const Params& p, const Cache& c, const_view_t x, const_view_t dy, view_t dx, Grads& g) const {
-    ops::rms_norm_backward(Backend{}, x, p.weight.data(), c.inv_rms.data(), dy, dx, g.weight.data());
-  }
-  // The same, and x_dot_dx[t] = x_t · (what this call adds to dx_t) (M values, in the backend's
-  // memory): LM hands it to the residual policy as c = dh·h when x is a gather output (ops/rms_norm.hpp)
+  // dx (M,D) += ∂ℒ/∂x ;  g.weight += ∂ℒ/∂g ;  x_dot_dx[t] = x_t · (what this call adds to dx_t)
+  // when given (M values, in the backend's memory): LM hands it to the residual policy as
+  // c = dh·h when x is a gather output (ops/rms_norm.hpp)
   void backward(const Params& p, const Cache& c, const_view_t x, const_view_t dy, view_t dx, Grads& g,
-                T* x_dot_dx) const {
+                T* x_dot_dx = nullptr) const {
     ops::rms_norm_backward(Backend{}, x, p.weight.data(), c.inv_rms.data(), dy, dx, g.weight.data(), x_dot_dx);
   }
 

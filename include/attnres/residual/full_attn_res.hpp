@@ -121,11 +121,9 @@ class FullAttnRes::with {
     if (c.c.size() != c.M) c.c = tensor_t({c.M});
   }
 
-  void gather_backward(const Params& p, Cache& c, int l, const_view_t dh /*(M,D)*/, Grads& g) const {
-    gather_backward(p, c, l, dh, g, nullptr);
-  }
   // dh_dot_h (M) or null: c = dh·h from the caller (residual_policy.hpp)
-  void gather_backward(const Params& p, Cache& c, int l, const_view_t dh /*(M,D)*/, Grads& g, const T* dh_dot_h) const {
+  void gather_backward(const Params& p, Cache& c, int l, const_view_t dh /*(M,D)*/, Grads& g,
+                       const T* dh_dot_h = nullptr) const {
     c.seq.gather_backward(l);
     detail::check_view<T>("FullAttnRes", "gradient dh", c.M, cfg_.d_model, dh);
     detail::upstream_dots(Backend{}, "FullAttnRes", l, c.h[l - 1], dh, dh_dot_h, c.c.data());
