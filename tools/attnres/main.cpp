@@ -44,6 +44,12 @@ int main(int argc, char** argv) {
     std::printf("attnres %s\n", attnres::version_string);
     return 0;
   }
+  // The commands that spend their time in matrix products say when the environment holds
+  // OpenBLAS to kernels narrower than the CPU (it is the user's choice, so it is kept).
+  const bool asks_help = argc > 2 && (std::strcmp(argv[2], "--help") == 0 || std::strcmp(argv[2], "-h") == 0);
+  if ((cmd == "train" || cmd == "ablate" || cmd == "bench") && !asks_help)
+    if (const std::string note = attnres::openblas_kernel_note(); !note.empty())
+      std::fprintf(stderr, "attnres: note: %s\n", note.c_str());
   if (cmd == "train") return attnres::cli::train_main(argc, argv);
   if (cmd == "eval") return attnres::cli::eval_main(argc, argv);
   if (cmd == "generate") return attnres::cli::generate_main(argc, argv);
