@@ -18,6 +18,12 @@
 //                     against its default pairs of blocks (residual/block_attn_res.hpp): here
 //                     the first side is the one-pass Block<8>, not Sum, so policy_pct < 0 is what
 //                     the pairs save
+//   prefetch/decode/<policy>
+//                     decode steps of one model without and with the matrix-vector path's
+//                     requests for the weight rows ahead (ops/cpu/linear.hpp,
+//                     gemv_prefetch_groups 0 against its default): overhead_pct < 0 is what the
+//                     requests save; step_us_without is the median step without them, how busy
+//                     the machine was
 //
 // Counters: overhead_pct = 100·(median over rounds of t_policy / t_sum − 1), q25_pct and q75_pct
 // the quartiles of the same ratios, rounds = how many rounds were timed. policy_pct (and its
@@ -32,6 +38,7 @@
 //   OMP_NUM_THREADS=1 build/release/bench/bench_overhead --benchmark_filter=decode
 //   OMP_NUM_THREADS=2 build/release/bench/bench_overhead --benchmark_filter=groups
 //   OMP_NUM_THREADS=2 build/release/bench/bench_overhead --benchmark_filter='^baseline-decode/'
+//   OMP_NUM_THREADS=2 build/release/bench/bench_overhead --benchmark_filter='^prefetch/'
 
 #include <attnres/attnres.hpp>
 
@@ -291,6 +298,25 @@ void backward_groups(benchmark::State& s) {
   interleave(s, sa, sb, 1, 3);
 }
 
+// One decoding model, its steps without the matrix-vector path's row requests against with them.
+template <class Residual>
+void gemv_prefetch(benchmark::State& s) {
+  namespace ld = ops::linear_detail;
+  const index_t saved = ld::gemv_prefetch_groups;
+  sized<default_size>::decoder<Residual> model;
+  std::vector<double> without;
+  auto sa = [&] {
+    ld::gemv_prefetch_groups = 0;
+    const step_time t = model.step();
+    ld::gemv_prefetch_groups = saved;
+    without.push_back(t.total);
+    return t;
+  };
+  auto sb = [&] { return model.step(); };
+  interleave(s, sa, sb, 8, 64);
+  if (!without.empty()) s.counters["step_us_without"] = 1e6 * median(without);
+}
+
 template <class Residual, class Size>
 void register_policy(const std::string& label) {
   const std::string prefix(Size::prefix);
@@ -320,6 +346,11 @@ int main(int argc, char** argv) {
   register_policies<default_size>();
   register_policies<baseline_size>();
   benchmark::RegisterBenchmark("groups/block8", backward_groups)->Unit(benchmark::kMillisecond)->UseManualTime()->MinTime(8);
+  benchmark::RegisterBenchmark("prefetch/decode/sum", gemv_prefetch<Sum>)->Unit(benchmark::kMicrosecond)->UseManualTime()->MinTime(0.1);
+  benchmark::RegisterBenchmark("prefetch/decode/block8", gemv_prefetch<BlockAttnRes<8>>)
+      ->Unit(benchmark::kMicrosecond)
+      ->UseManualTime()
+      ->MinTime(0.1);
   benchmark::AddCustomContext("blas", blas_description());
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;

@@ -197,6 +197,28 @@ TEST_CASE("linear: matrix-vector and GEMM paths on sizes that split over threads
   linear_cpu_matches_reference(M, 129, 513);
 }
 
+TEST_CASE("linear: the matrix-vector path's row requests ahead do not change a bit", "[ops][linear][cpu]") {
+  // gemv_prefetch_groups only asks the caches for rows (within each thread's range); the
+  // products must be the same bits at every distance, including past the end of a range
+  namespace ld = ops::linear_detail;
+  const index_t saved = ld::gemv_prefetch_groups;
+  const auto M = GENERATE(index_t(1), index_t(3), index_t(4));
+  CAPTURE(M);
+  attnres::rng gen(static_cast<std::uint64_t>(77 + M));
+  const strided<float> x(M, 37, gen), W(299, 37, gen);
+  strided<float> y_off(M, 299), y_on(M, 299);
+  ld::gemv_prefetch_groups = 0;
+  ops::linear_forward(backend::cpu{}, x.cv(), W.cv(), y_off.v());
+  for (const index_t groups : {index_t(1), index_t(2), index_t(7), index_t(200)}) {
+    CAPTURE(groups);
+    ld::gemv_prefetch_groups = groups;
+    ops::linear_forward(backend::cpu{}, x.cv(), W.cv(), y_on.v());
+    CHECK(y_on.dense() == y_off.dense());
+    CHECK(y_on.padding_intact());
+  }
+  ld::gemv_prefetch_groups = saved;
+}
+
 namespace {
 // linear_forward_shared_input on the cpu against one reference linear_forward per target: three
 // targets of N = 1, 33 and 257 rows read one x, so the threads' split of their 291 rows falls
