@@ -5,6 +5,7 @@
 
 #include <attnres/core/blas.hpp>
 
+#include <cstdlib>
 #include <string>
 
 using attnres::narrow_openblas_note;
