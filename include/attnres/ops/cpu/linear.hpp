@@ -53,12 +53,25 @@ inline index_t gemv_grain(index_t rows_per_item, index_t flops_per_row) {
 // The matrix-vector path asks for W's rows this many groups of four ahead of the group it
 // works on, every cache line of them, within the thread's own rows (0: leave it to the hardware
 // prefetcher). Decoding streams all the weights from memory once per token, and on a busy
-// machine the hardware prefetcher alone leaves the loop waiting: a decode step −7 % over 2 100
-// rounds on the Zen 5 of round 26 (−17 % in its slowest third of rounds), though +2–3 % in the
-// quietest, where memory keeps up and only the requests' instructions are left
-// (docs/performance.md). Every other line instead, or requests at each range's start only, did
-// not help. A variable so that benchmarks can compare the two.
+// machine the hardware prefetcher alone leaves the loop waiting: on the Zen 5 of round 26 a
+// decode step −2.5 % in the quietest rounds, −5 … −13 % in busier ones (docs/performance.md).
+// Every other line instead, or requests at each range's start only, did not help. A variable
+// so that benchmarks can compare the two.
 inline index_t gemv_prefetch_groups = 2;
+
+// Asks for the `bytes` from p, a cache line at a time, four lines an iteration: with one line
+// an iteration the loop's own instructions cost a quiet machine 2–4 % of a decode step.
+inline void prefetch_lines(const void* p, index_t bytes) {
+  const char* line = static_cast<const char*>(p);
+  index_t b = 0;
+  for (; b + 256 <= bytes; b += 256) {
+    __builtin_prefetch(line + b, 0, 3);
+    __builtin_prefetch(line + b + 64, 0, 3);
+    __builtin_prefetch(line + b + 128, 0, 3);
+    __builtin_prefetch(line + b + 192, 0, 3);
+  }
+  for (; b < bytes; b += 64) __builtin_prefetch(line + b, 0, 3);
+}
 
 // y_i[n0:n1] = W[n0:n1] x_i for the M ≤ 4 rows of x. Four rows of W at a time are dotted with
 // x_i (simd::dots_with shares every load of x_i); they are still in L1 for the next x_i, so W's
@@ -72,10 +85,7 @@ void gemv_rows(const_matrix_view<T> x, const_matrix_view<T> W, matrix_view<T> y,
   for (index_t n = n0; n < n1; n += 4) {
     const index_t r = std::min<index_t>(4, n1 - n);
     if (ahead > 0)
-      for (index_t j = n + ahead; j < std::min(n1, n + ahead + 4); ++j) {
-        const char* line = reinterpret_cast<const char*>(W.row(j));
-        for (index_t b = 0; b < row_bytes; b += 64) __builtin_prefetch(line + b, 0, 3);
-      }
+      for (index_t j = n + ahead; j < std::min(n1, n + ahead + 4); ++j) prefetch_lines(W.row(j), row_bytes);
     for (index_t j = 0; j < r; ++j) rows[j] = W.row(n + j);
     for (index_t i = 0; i < x.rows; ++i) simd::dots_with(x.row(i), rows, r, x.cols, y.row(i) + n);
   }
