@@ -21,7 +21,8 @@
 //   prefetch/decode/<policy>
 //                     decode steps of one model without and with the matrix-vector path's
 //                     requests for the weight rows ahead (ops/cpu/linear.hpp,
-//                     gemv_prefetch_groups 0 against its default): overhead_pct < 0 is what the
+//                     gemv_prefetch_groups 0 against 2, or against $ATTNRES_GEMV_PREFETCH_GROUPS
+//                     when set): overhead_pct < 0 is what the
 //                     requests save; step_us_without is the median step without them, how busy
 //                     the machine was
 //
@@ -48,6 +49,7 @@
 #include <array>
 #include <chrono>
 #include <cstdint>
+#include <cstdlib>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -303,17 +305,24 @@ template <class Residual>
 void gemv_prefetch(benchmark::State& s) {
   namespace ld = ops::linear_detail;
   const index_t saved = ld::gemv_prefetch_groups;
+  const char* env = std::getenv("ATTNRES_GEMV_PREFETCH_GROUPS");
+  const index_t groups = env ? std::atoi(env) : 2;
   sized<default_size>::decoder<Residual> model;
   std::vector<double> without;
   auto sa = [&] {
     ld::gemv_prefetch_groups = 0;
     const step_time t = model.step();
-    ld::gemv_prefetch_groups = saved;
     without.push_back(t.total);
     return t;
   };
-  auto sb = [&] { return model.step(); };
+  auto sb = [&] {
+    ld::gemv_prefetch_groups = groups;
+    const step_time t = model.step();
+    ld::gemv_prefetch_groups = saved;
+    return t;
+  };
   interleave(s, sa, sb, 8, 64);
+  ld::gemv_prefetch_groups = saved;
   if (!without.empty()) s.counters["step_us_without"] = 1e6 * median(without);
 }
 

@@ -50,17 +50,16 @@ inline index_t gemv_grain(index_t rows_per_item, index_t flops_per_row) {
   return std::max<index_t>(8, gemv_grain_flops / std::max<index_t>(1, rows_per_item * flops_per_row));
 }
 
-// The matrix-vector path asks for W's rows this many groups of four ahead of the group it
-// works on, every cache line of them, within the thread's own rows (0: leave it to the hardware
-// prefetcher). Decoding streams all the weights from memory once per token, and on a busy
-// machine the hardware prefetcher alone leaves the loop waiting: on the Zen 5 of round 26 a
-// decode step −2.5 % in the quietest rounds, −5 … −13 % in busier ones (docs/performance.md).
-// Every other line instead, or requests at each range's start only, did not help. A variable
-// so that benchmarks can compare the two.
-inline index_t gemv_prefetch_groups = 2;
+// The matrix-vector path can ask for W's rows this many groups of four ahead of the group it
+// works on, every cache line of them, within the thread's own rows. 0 (the default) leaves it to
+// the hardware prefetcher. On the Zen 5 of round 26, 2 groups made a decode step up to 20 %
+// shorter at moments when the shared machine's memory was busy, but 3–7 % longer in other runs
+// and on a quiet machine (docs/performance.md), so it is off until it helps everywhere. A
+// variable so that benchmarks (bench_overhead prefetch/decode) can compare the two.
+inline index_t gemv_prefetch_groups = 0;
 
-// Asks for the `bytes` from p, a cache line at a time, four lines an iteration: with one line
-// an iteration the loop's own instructions cost a quiet machine 2–4 % of a decode step.
+// Asks for the `bytes` from p, a cache line at a time, four lines an iteration (one line an
+// iteration measured 3.5–4.5 % slower in a decode step).
 inline void prefetch_lines(const void* p, index_t bytes) {
   const char* line = static_cast<const char*>(p);
   index_t b = 0;
