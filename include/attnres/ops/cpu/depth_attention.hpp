@@ -41,20 +41,7 @@ inline constexpr index_t stream_prefetch_ahead = 2;
 // S = 2 at D = 256; 32–256 measured alike in bench_depth_attention isa_ratio/backward). A
 // variable, not a constant, so the tests can make spans short at their small sizes.
 inline index_t backward_dh_bytes = index_t(256) << 10;
-// Unrolled by 4 lines: the loops call this for several rows per token, and a loop of one
-// prefetch per iteration cost them 10–20 % in cache (Phase 1, D = 256: 16 iterations a row).
-template <class T>
-inline void prefetch_row(const T* row, index_t D) {
-  constexpr index_t line = 64 / static_cast<index_t>(sizeof(T));
-  index_t d = 0;
-  for (; d + 4 * line <= D; d += 4 * line) {
-    __builtin_prefetch(row + d);
-    __builtin_prefetch(row + d + line);
-    __builtin_prefetch(row + d + 2 * line);
-    __builtin_prefetch(row + d + 3 * line);
-  }
-  for (; d < D; d += line) __builtin_prefetch(row + d);
-}
+using simd::prefetch_row;  // core/simd.hpp
 
 // One sweep over D for a (token, source) pair of the backward, instead of 2S + 1 axpys:
 //   dv (+)= Σ_p (alpha_p·dh_p + k_p·q_p) + kv·v       (= when Overwrite: dv's old value is not read)

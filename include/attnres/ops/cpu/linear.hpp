@@ -58,20 +58,6 @@ inline index_t gemv_grain(index_t rows_per_item, index_t flops_per_row) {
 // variable so that benchmarks (bench_overhead prefetch/decode) can compare the two.
 inline index_t gemv_prefetch_groups = 0;
 
-// Asks for the `bytes` from p, a cache line at a time, four lines an iteration (one line an
-// iteration measured 3.5–4.5 % slower in a decode step).
-inline void prefetch_lines(const void* p, index_t bytes) {
-  const char* line = static_cast<const char*>(p);
-  index_t b = 0;
-  for (; b + 256 <= bytes; b += 256) {
-    __builtin_prefetch(line + b, 0, 3);
-    __builtin_prefetch(line + b + 64, 0, 3);
-    __builtin_prefetch(line + b + 128, 0, 3);
-    __builtin_prefetch(line + b + 192, 0, 3);
-  }
-  for (; b < bytes; b += 64) __builtin_prefetch(line + b, 0, 3);
-}
-
 // y_i[n0:n1] = W[n0:n1] x_i for the M ≤ 4 rows of x. Four rows of W at a time are dotted with
 // x_i (simd::dots_with shares every load of x_i); they are still in L1 for the next x_i, so W's
 // block crosses memory once for all M rows. (Our kernel rather than Eigen's GEMV: no call
@@ -80,11 +66,10 @@ template <class T>
 void gemv_rows(const_matrix_view<T> x, const_matrix_view<T> W, matrix_view<T> y, index_t n0, index_t n1) {
   const T* rows[4];
   const index_t ahead = 4 * gemv_prefetch_groups;
-  const index_t row_bytes = x.cols * static_cast<index_t>(sizeof(T));
   for (index_t n = n0; n < n1; n += 4) {
     const index_t r = std::min<index_t>(4, n1 - n);
     if (ahead > 0)
-      for (index_t j = n + ahead; j < std::min(n1, n + ahead + 4); ++j) prefetch_lines(W.row(j), row_bytes);
+      for (index_t j = n + ahead; j < std::min(n1, n + ahead + 4); ++j) simd::prefetch_row(W.row(j), x.cols);
     for (index_t j = 0; j < r; ++j) rows[j] = W.row(n + j);
     for (index_t i = 0; i < x.rows; ++i) simd::dots_with(x.row(i), rows, r, x.cols, y.row(i) + n);
   }
