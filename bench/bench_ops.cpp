@@ -116,6 +116,40 @@ void decode_projections(benchmark::State& s) {
   s.counters["GB/s"] = benchmark::Counter(bytes * static_cast<double>(s.iterations()) / 1e9, benchmark::Counter::kIsRate);
 }
 
+// training: one layer's products that read a shared input, forward and backward — attention's
+// q, k, v from x and SwiGLU's gate, up from the MLP's input — either on stacked weights, as the
+// layers run them (nn/attention.hpp, nn/mlp.hpp: [W_q; W_k; W_v] and [W_gate; W_up], one GEMM
+// forward, one for dx with K = 3D or 2F, one dW), or one product per matrix, as before round 27.
+// Compare the two in one run: --benchmark_filter=stacked_projections --benchmark_enable_random_interleaving=true
+template <bool Stacked>
+void stacked_projections(benchmark::State& s) {
+  auto x = random_tensor({kM, kD}, 1), wqkv = random_tensor({3 * kD, kD}, 2, 0.05), wgu = random_tensor({2 * kF, kD}, 3, 0.05);
+  auto dqkv = random_tensor({kM, 3 * kD}, 4), dgu = random_tensor({kM, 2 * kF}, 5);
+  tensor<T> qkv({kM, 3 * kD}), gu({kM, 2 * kF}), dx({kM, kD}), dwqkv({3 * kD, kD}), dwgu({2 * kF, kD});
+  std::vector<tensor<T>> outs, douts;  // the separate products' own (M, D) and (M, F) buffers
+  for (index_t j = 0; j < 5; ++j) {
+    const index_t n = j < 3 ? kD : kF;
+    outs.emplace_back(std::vector<index_t>{kM, n});
+    douts.push_back(random_tensor({kM, n}, static_cast<std::uint64_t>(6 + j)));
+  }
+  auto part = [](tensor<T>& w, index_t j, index_t n) { return w.mat().middle_rows(j * (w.rows() / n), w.rows() / n); };
+  for (auto _ : s) {
+    if constexpr (Stacked) {
+      ops::linear_forward(backend::cpu{}, x.mat(), wqkv.mat(), qkv.mat());
+      ops::linear_forward(backend::cpu{}, x.mat(), wgu.mat(), gu.mat());
+      ops::linear_backward(backend::cpu{}, x.mat(), wqkv.mat(), dqkv.mat(), dx.mat(), dwqkv.mat());
+      ops::linear_backward(backend::cpu{}, x.mat(), wgu.mat(), dgu.mat(), dx.mat(), dwgu.mat());
+    } else {
+      for (index_t j = 0; j < 5; ++j)
+        ops::linear_forward(backend::cpu{}, x.mat(), j < 3 ? part(wqkv, j, 3) : part(wgu, j - 3, 2), outs[j].mat());
+      for (index_t j = 0; j < 5; ++j)
+        ops::linear_backward(backend::cpu{}, x.mat(), j < 3 ? part(wqkv, j, 3) : part(wgu, j - 3, 2), douts[j].mat(),
+                             dx.mat(), j < 3 ? part(dwqkv, j, 3) : part(dwgu, j - 3, 2));
+    }
+  }
+  per_token(s, 3 * 2.0 * kM * kD * (3 * kD + 2 * kF));
+}
+
 // ---- norms ----
 template <class B>
 void rms_norm_forward(benchmark::State& s) {
@@ -280,6 +314,11 @@ int main(int argc, char** argv) {
   benchmark::RegisterBenchmark("decode_projections/shared", decode_projections<true>)
       ->Unit(benchmark::kMicrosecond)
       ->UseRealTime();
+  for (const bool stacked : {false, true})
+    benchmark::RegisterBenchmark(stacked ? "stacked_projections/stacked" : "stacked_projections/separate",
+                                 stacked ? stacked_projections<true> : stacked_projections<false>)
+        ->Unit(benchmark::kMillisecond)
+        ->UseRealTime();
   ATTNRES_BENCH_OP(rms_norm_forward)
   ATTNRES_BENCH_OP(rms_norm_backward)
   ATTNRES_BENCH_OP(layer_norm_forward)
