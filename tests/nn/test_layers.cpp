@@ -22,17 +22,27 @@ using namespace attnres;
 using T = double;
 using B = backend::cpu;
 
-tensor<T> random_tensor(std::vector<index_t> shape, std::uint64_t seed, double scale = 1.0) {
+tensor<T> random_tensor(std::vector<index_t> shape, std::uint64_t seed) {
   tensor<T> t(std::move(shape));
   rng g(seed);
-  for (auto& x : t) x = scale * g.normal();
+  for (auto& x : t) x = g.normal();
   return t;
 }
 
-void fill(tensor<T>& t, std::uint64_t seed) {
-  rng g(seed);
-  for (auto& x : t) x = 0.3 * g.normal();
-}
+// A layer's parameters, every listed weight drawn at random; its gradients, zero; the list.
+template <class Layer>
+struct layer_setup {
+  typename Layer::Params p;
+  typename Layer::Grads g;
+  param_list<T, host_space> list;
+  layer_setup(const Layer& layer, const std::string& prefix, std::uint64_t seed)
+      : p(layer.init_params()), g(layer.zero_grads()) {
+    layer.list(prefix, p, g, list);
+    rng r(seed);
+    for (auto& e : list)
+      for (index_t i = 0; i < e.size(); ++i) e.value[i] = 0.3 * r.normal();
+  }
+};
 
 // The entry of `list` called `name` (the test fails if there is none).
 template <class List>
@@ -43,26 +53,32 @@ const auto& entry(const List& list, const std::string& name) {
   return list.front();
 }
 
+// The names point, in order, at the equal row blocks of the stacked weight w and of its
+// gradient gw, each listed with its own (rows, cols) shape.
+template <class List>
+void check_stacked_entries(const List& list, const std::vector<std::string>& names, const tensor<T>& w,
+                           const tensor<T>& gw) {
+  const index_t n = static_cast<index_t>(names.size()), rows = w.rows() / n, part = rows * w.cols();
+  for (index_t j = 0; j < n; ++j) {
+    CAPTURE(names[j]);
+    const auto& e = entry(list, names[j]);
+    CHECK(e.value == w.data() + j * part);
+    CHECK(e.grad == gw.data() + j * part);
+    CHECK(e.shape == std::vector<index_t>{rows, w.cols()});
+  }
+}
+
 }  // namespace
 
 TEST_CASE("attention: q, k, v from the stacked weight equal three linear layers, forward and backward", "[nn]") {
   const index_t D = 12, H = 3;
   const double theta = 10000.0;
-  causal_self_attention<T, B> attn(D, H, theta);
-  auto p = attn.init_params();
-  auto g = attn.zero_grads();
-  fill(p.wqkv, 1);
-  fill(p.wo, 2);
-  param_list<T, host_space> list;
-  attn.list("attn.", p, g, list);
-  // list() names the rows of the stacked weight and of its gradient, in the order q, k, v
-  const char* names[] = {"attn.wq.weight", "attn.wk.weight", "attn.wv.weight"};
-  for (index_t j = 0; j < 3; ++j) {
-    const auto& e = entry(list, names[j]);
-    CHECK(e.value == p.wqkv.data() + j * D * D);
-    CHECK(e.grad == g.wqkv.data() + j * D * D);
-    CHECK(e.shape == std::vector<index_t>{D, D});
-  }
+  const causal_self_attention<T, B> attn(D, H, theta);
+  layer_setup setup(attn, "attn.", 1);
+  auto &p = setup.p, &g = setup.g;
+  const auto& list = setup.list;
+  const std::vector<std::string> names = {"attn.wq.weight", "attn.wk.weight", "attn.wv.weight"};
+  check_stacked_entries(list, names, p.wqkv, g.wqkv);
 
   for (const auto& [batch, seq] : {std::pair<index_t, index_t>{2, 5}, {1, 3}}) {  // GEMMs; matrix-vector products
     CAPTURE(batch, seq);
@@ -105,20 +121,12 @@ TEST_CASE("attention: q, k, v from the stacked weight equal three linear layers,
 
 TEST_CASE("SwiGLU: gate and up from the stacked weight equal two linear layers, forward and backward", "[nn]") {
   const index_t D = 10, F = 14;
-  SwiGLU::with<T, B> mlp(D, F);
-  auto p = mlp.init_params();
-  auto g = mlp.zero_grads();
-  fill(p.w_gate_up, 5);
-  fill(p.w_down, 6);
-  param_list<T, host_space> list;
-  mlp.list("mlp.", p, g, list);
-  const char* names[] = {"mlp.w_gate.weight", "mlp.w_up.weight"};
-  for (index_t j = 0; j < 2; ++j) {
-    const auto& e = entry(list, names[j]);
-    CHECK(e.value == p.w_gate_up.data() + j * F * D);
-    CHECK(e.grad == g.w_gate_up.data() + j * F * D);
-    CHECK(e.shape == std::vector<index_t>{F, D});
-  }
+  const SwiGLU::with<T, B> mlp(D, F);
+  layer_setup setup(mlp, "mlp.", 5);
+  auto &p = setup.p, &g = setup.g;
+  const auto& list = setup.list;
+  const std::vector<std::string> names = {"mlp.w_gate.weight", "mlp.w_up.weight"};
+  check_stacked_entries(list, names, p.w_gate_up, g.w_gate_up);
 
   for (const index_t M : {9, 2}) {  // GEMMs; matrix-vector products
     CAPTURE(M);
