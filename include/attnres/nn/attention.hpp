@@ -14,7 +14,7 @@
 // gradients) as column blocks of one (M, 3D) buffer: the three projections are then one GEMM
 // in the forward and two in the backward (dx with K = 3D, one (3D, D) dW) instead of three and
 // six, so x and dx are packed once, not three times (with SwiGLU's gate and up: the products
-// −4.7 %, a training step −0.4 … −0.9 %; docs/performance.md round 27). Checkpoints and the
+// −2 … −5 %, a training step −0.4 … −0.9 %; docs/performance.md round 27). Checkpoints and the
 // optimizer still see three tensors, wq, wk and wv (list()).
 
 #include <attnres/core/backend.hpp>
