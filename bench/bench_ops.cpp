@@ -132,7 +132,10 @@ void stacked_projections(benchmark::State& s) {
     outs.emplace_back(std::vector<index_t>{kM, n});
     douts.push_back(random_tensor({kM, n}, static_cast<std::uint64_t>(6 + j)));
   }
-  auto part = [](tensor<T>& w, index_t j, index_t n) { return w.mat().middle_rows(j * (w.rows() / n), w.rows() / n); };
+  // product j of the five: rows j of [W_q; W_k; W_v] for j < 3, then rows j − 3 of [W_gate; W_up]
+  auto part = [](tensor<T>& of_three, tensor<T>& of_two, index_t j) {
+    return j < 3 ? detail::row_part(of_three.mat(), j, 3) : detail::row_part(of_two.mat(), j - 3, 2);
+  };
   for (auto _ : s) {
     if constexpr (Stacked) {
       ops::linear_forward(backend::cpu{}, x.mat(), wqkv.mat(), qkv.mat());
@@ -140,11 +143,9 @@ void stacked_projections(benchmark::State& s) {
       ops::linear_backward(backend::cpu{}, x.mat(), wqkv.mat(), dqkv.mat(), dx.mat(), dwqkv.mat());
       ops::linear_backward(backend::cpu{}, x.mat(), wgu.mat(), dgu.mat(), dx.mat(), dwgu.mat());
     } else {
+      for (index_t j = 0; j < 5; ++j) ops::linear_forward(backend::cpu{}, x.mat(), part(wqkv, wgu, j), outs[j].mat());
       for (index_t j = 0; j < 5; ++j)
-        ops::linear_forward(backend::cpu{}, x.mat(), j < 3 ? part(wqkv, j, 3) : part(wgu, j - 3, 2), outs[j].mat());
-      for (index_t j = 0; j < 5; ++j)
-        ops::linear_backward(backend::cpu{}, x.mat(), j < 3 ? part(wqkv, j, 3) : part(wgu, j - 3, 2), douts[j].mat(),
-                             dx.mat(), j < 3 ? part(dwqkv, j, 3) : part(dwgu, j - 3, 2));
+        ops::linear_backward(backend::cpu{}, x.mat(), part(wqkv, wgu, j), douts[j].mat(), dx.mat(), part(dwqkv, dwgu, j));
     }
   }
   per_token(s, 3 * 2.0 * kM * kD * (3 * kD + 2 * kF));
