@@ -183,6 +183,7 @@ struct ablate_options {
   std::int64_t eval_every = 0, diag_every = 0;
   bool alpha_per_token = false;
   long long threads = 0;
+  int timing_rounds = 8;  // rounds of the alternated timing against Sum (0: none)
 };
 
 template <class Model>
@@ -280,6 +281,73 @@ json train_one(const variant& v, std::uint64_t seed, const ablate_options& o, co
           {"curve_columns", {"step", "loss", "val_loss", "lr", "grad_norm"}},
           {"curve", curve},
           {"diagnostics", diag_records}};
+}
+
+// The variants' training steps timed in one process, taking turns: after one untimed step each,
+// `rounds` rounds in which every variant runs `steps` steps (the order rotated every round), and
+// per round each variant's median step over Sum's. A slow moment of a shared machine slows every
+// variant of a round alike and cancels in the ratio; the runs' own throughputs, measured one after
+// the other, drift by more than the differences they are meant to show (docs/ablation.md).
+// Returns per variant the median and quartiles of its ratios minus 1 (Sum's own ≈ 0).
+json time_alternated(const std::vector<variant>& variants, const ablate_options& o, const train::byte_corpus& data,
+                     int rounds, int steps) {
+  const auto windows = train::evaluation_windows(data, o.opt.seq, o.opt.batch);
+  std::vector<std::int32_t> tokens, targets;
+  for (const auto& [tok, tgt] : windows) {
+    tokens.insert(tokens.end(), tok.begin(), tok.end());
+    targets.insert(targets.end(), tgt.begin(), tgt.end());
+  }
+  const auto batch = static_cast<index_t>(windows.size());
+  std::vector<std::function<double()>> step_of;  // one training step of variant i, its seconds
+  for (const auto& v : variants)
+    with_model(v.arch, [&]<class Model>(std::type_identity<Model>) {
+      struct state {
+        Model model;
+        decltype(std::declval<Model&>().parameters()) params;
+        train::adamw<float, typename Model::backend> opt;
+        explicit state(const ablate_options& o)
+            : model(o.cfg), params((model.init_weights(1), model.parameters())),
+              opt({.lr = o.opt.lr, .weight_decay = o.opt.weight_decay}, params) {}
+      };
+      auto st = std::make_shared<state>(o);
+      const double clip = o.opt.grad_clip;
+      step_of.push_back([st, clip, batch, seq = o.opt.seq, &tokens, &targets] {
+        const auto t0 = std::chrono::steady_clock::now();
+        st->model.zero_grad();
+        (void)st->model.forward_backward(tokens, targets, batch, seq);
+        if (clip > 0) train::clip_grad_norm(st->params, clip);
+        st->opt.step(st->params);
+        return seconds_between(t0, std::chrono::steady_clock::now());
+      });
+    });
+  const std::size_t n = variants.size();
+  std::size_t sum = n;
+  for (std::size_t i = 0; i < n; ++i)
+    if (variants[i].name == "sum") sum = i;
+  expects<error>(sum < n, "ablate: timing against Sum needs the sum variant");
+  for (auto& step : step_of) (void)step();  // allocations
+  std::vector<std::vector<double>> ratio(n);
+  for (int r = 0; r < rounds; ++r) {
+    std::vector<double> median_step(n);
+    for (std::size_t k = 0; k < n; ++k) {
+      const std::size_t i = (k + static_cast<std::size_t>(r)) % n;
+      std::vector<double> t;
+      for (int s = 0; s < steps; ++s) t.push_back(step_of[i]());
+      std::nth_element(t.begin(), t.begin() + static_cast<std::ptrdiff_t>(t.size() / 2), t.end());
+      median_step[i] = t[t.size() / 2];
+    }
+    for (std::size_t i = 0; i < n; ++i) ratio[i].push_back(median_step[i] / median_step[sum]);
+  }
+  auto quantile = [](std::vector<double> v, double q) {
+    std::sort(v.begin(), v.end());
+    return v[static_cast<std::size_t>(q * static_cast<double>(v.size() - 1) + 0.5)] - 1.0;
+  };
+  json out = json::object();
+  for (std::size_t i = 0; i < n; ++i)
+    out[variants[i].name] = {{"median", quantile(ratio[i], 0.5)},
+                             {"q25", quantile(ratio[i], 0.25)},
+                             {"q75", quantile(ratio[i], 0.75)}};
+  return {{"rounds", rounds}, {"steps_per_round", steps}, {"batch", batch}, {"overhead", out}};
 }
 
 // Runs body() in a child process; returns (exit status, peak RSS of the child in KiB).
@@ -414,7 +482,11 @@ int ablate_main(int argc, char** argv) {
       .option("log-every", "N", "progress line every N steps", "25")
       .option("out", "DIR", "output folder (default: ablation/<date>-<time>)", "")
       .flag("no-plots", "write the data only; do not run tools/plot_ablation.py")
-      .option("threads", "N", "threads per run (0: all cores; 1 keeps timings steady on a busy machine)", "1");
+      .option("threads", "N", "threads per run (0: all cores; 1 keeps timings steady on a busy machine)", "1")
+      .option("timing-rounds", "N",
+              "after training, rounds of training steps with the variants taking turns in one process, for "
+              "the 'vs Sum' column (0: use the runs' own throughputs)",
+              "8");
 
   declare_model_size_options(a, {.layers = "4", .d_model = "96", .heads = "4", .d_ff = "256"});
 
@@ -422,6 +494,7 @@ int ablate_main(int argc, char** argv) {
   const int rc = run_command(a, argc, argv, [&] {
     ablate_options o;
     o.threads = a.integer("threads", 0, 1024);
+    o.timing_rounds = static_cast<int>(a.integer("timing-rounds", 0, 1000));
     o.cfg = model_config_from(a);
     auto& opt = o.opt;
     read_batch_and_optimizer_options(a, opt);
@@ -552,6 +625,25 @@ int ablate_main(int argc, char** argv) {
       }
     }
 
+    // ---- the variants' step times against Sum's, in one process (the "vs Sum" column) ----
+    json timing;
+    const bool have_sum = std::any_of(variants.begin(), variants.end(), [](const variant& v) { return v.name == "sum"; });
+    if (o.timing_rounds > 0 && have_sum && variants.size() >= 2) {
+      std::printf("[timing] %d rounds of 2 training steps per variant, taking turns\n", o.timing_rounds);
+      const auto [code, rss_kb] = run_in_child([&] {
+#if defined(_OPENMP)
+        if (o.threads > 0) omp_set_num_threads(static_cast<int>(o.threads));
+#endif
+        write_text(out / "timing.json", time_alternated(variants, o, train_data, o.timing_rounds, 2).dump(2) + "\n");
+        return 0;
+      });
+      (void)rss_kb;
+      if (code == 0 && fs::exists(out / "timing.json"))
+        timing = read_json(out / "timing.json");
+      else
+        std::printf("[timing] FAILED (exit status %d); 'vs Sum' from the runs' throughputs\n", code);
+    }
+
     // ---- files ----
     {
       std::ostringstream csv;
@@ -652,9 +744,12 @@ int ablate_main(int argc, char** argv) {
       rows.push_back(w);
     }
     for (auto& w : rows)
-      for (const auto& s : rows)
-        if (s.name == "sum" && std::isfinite(s.tps.mean) && std::isfinite(w.tps.mean))
-          w.overhead = s.tps.mean / w.tps.mean - 1.0;  // time per token relative to Sum
+      if (timing.contains("overhead") && timing["overhead"].contains(w.name))
+        w.overhead = to_number(timing["overhead"][w.name]["median"]);  // step time relative to Sum's, in one process
+      else
+        for (const auto& s : rows)
+          if (s.name == "sum" && std::isfinite(s.tps.mean) && std::isfinite(w.tps.mean))
+            w.overhead = s.tps.mean / w.tps.mean - 1.0;  // time per token relative to Sum, from the runs
     {
       std::ostringstream csv;
       csv << "variant,blocks,runs,parameters,flops_per_token,val_loss_mean,val_loss_std,val_bpb_mean,val_bpb_std,"
@@ -689,7 +784,10 @@ int ablate_main(int argc, char** argv) {
                       {"std", "sample standard deviation over seeds (n − 1); null with one seed"},
                       {"peak_rss_mb", "peak resident set of the child process that trained the variant (wait4 "
                                       "ru_maxrss), max over seeds; includes what it shares with the parent"},
-                      {"time_overhead_vs_sum", "Sum's training tokens/s divided by the variant's, minus 1"},
+                      {"time_overhead_vs_sum",
+                       timing.is_null() ? "Sum's training tokens/s divided by the variant's, minus 1"
+                                        : "the variant's training step over Sum's, minus 1: the median over rounds "
+                                          "in one process with the variants taking turns (timing.json)"},
                       {"variants", js}}
                          .dump(2) +
                      "\n");
@@ -707,9 +805,12 @@ int ablate_main(int argc, char** argv) {
                   overhead.c_str(), fmt("%.0f", w.rss).c_str());
     }
     std::printf("%lld seed(s) per variant (± = sample std over seeds); FLOPs/tok = training (forward + backward) per "
-                "token;\ntok/s = training throughput; vs Sum = extra time per token; peak MB = peak RSS of the run's "
-                "child process\n(wait4 ru_maxrss; ~%.0f MB of it is the parent's program and data, shared).\n",
-                n_seeds, parent_rss_mb);
+                "token;\ntok/s = training throughput; vs Sum = extra time per token (%s);\npeak MB = peak RSS of "
+                "the run's child process (wait4 ru_maxrss; ~%.0f MB of it is the parent's program and data, shared).\n",
+                n_seeds,
+                timing.is_null() ? "from the runs' throughputs"
+                                 : "median of alternated rounds in one process, timing.json",
+                parent_rss_mb);
     std::printf("Total time %s.\n",
                 train::progress::duration(seconds_between(ablation_start, std::chrono::steady_clock::now())).c_str());
 
