@@ -38,6 +38,7 @@
 #include <optional>
 #include <sstream>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <sys/resource.h>
@@ -333,8 +334,7 @@ json time_alternated(const std::vector<variant>& variants, const ablate_options&
       const std::size_t i = (k + static_cast<std::size_t>(r)) % n;
       std::vector<double> t;
       for (int s = 0; s < steps; ++s) t.push_back(step_of[i]());
-      std::nth_element(t.begin(), t.begin() + static_cast<std::ptrdiff_t>(t.size() / 2), t.end());
-      median_step[i] = t[t.size() / 2];
+      median_step[i] = median(std::move(t));
     }
     for (std::size_t i = 0; i < n; ++i) ratio[i].push_back(median_step[i] / median_step[sum]);
   }

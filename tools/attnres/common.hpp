@@ -6,10 +6,12 @@
 
 #include <attnres/attnres.hpp>
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
 #include <string>
+#include <vector>
 
 #if defined(_OPENMP)
 #include <omp.h>
@@ -100,6 +102,13 @@ inline architecture architecture_from(const args& a, const model_config& cfg) {
                 : arch.residual == "full" ? cfg.n_sublayers()
                                           : 0;
   return arch;
+}
+
+// The median of timings (the mean of the middle two for an even count; 0 for none).
+inline double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  const std::size_t n = v.size();
+  return n == 0 ? 0.0 : n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
 // Reads --threads (0 = OpenMP's default) and applies it.
