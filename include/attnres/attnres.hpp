@@ -5,6 +5,7 @@
 #include <attnres/version.hpp>
 
 #include <attnres/core/backend.hpp>
+#include <attnres/core/bf16.hpp>
 #include <attnres/core/blas.hpp>
 #include <attnres/core/cpu_isa.hpp>
 #include <attnres/core/error.hpp>
@@ -12,6 +13,7 @@
 #include <attnres/core/parallel.hpp>
 #include <attnres/core/random.hpp>
 #include <attnres/core/simd.hpp>
+#include <attnres/core/simd_bf16.hpp>
 #include <attnres/core/tensor.hpp>
 
 #include <attnres/ops/activation.hpp>
@@ -27,6 +29,7 @@
 #include <attnres/ops/rope.hpp>
 
 #include <attnres/nn/attention.hpp>
+#include <attnres/nn/bf16_weights.hpp>
 #include <attnres/nn/layer_norm.hpp>
 #include <attnres/nn/mlp.hpp>
 #include <attnres/nn/parameter.hpp>
@@ -49,6 +52,7 @@
 #include <attnres/train/schedule.hpp>
 #include <attnres/train/trainer.hpp>
 
+#include <attnres/generate/decode_loss.hpp>
 #include <attnres/generate/generate.hpp>
 #include <attnres/generate/sampling.hpp>
 

@@ -97,16 +97,6 @@ attnres::model_config tiny_config() {
   return {.vocab = 7, .d_model = 4, .n_heads = 2, .n_layers = 2, .d_ff = 6};
 }
 
-template <class Model>
-void randomize(Model& m, std::uint64_t seed) {
-  attnres::rng gen(seed);
-  for (auto& p : m.parameters()) {
-    const bool gain = p.name.find("norm") != std::string::npos;
-    for (index_t i = 0; i < p.size(); ++i)
-      p.value[i] = static_cast<typename Model::scalar>(gain ? 1.0 + 0.2 * gen.normal() : 0.5 * gen.normal());
-  }
-}
-
 }  // namespace
 
 TEMPLATE_TEST_CASE("LM gradients match central differences in double", "[model][gradient]", Sum, FullAttnRes,

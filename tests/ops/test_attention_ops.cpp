@@ -10,8 +10,10 @@
 #include <attnres/core/parallel.hpp>
 #include <attnres/testing/gradient_check.hpp>
 
+#include <array>
 #include <cmath>
 #include <limits>
+#include <type_traits>
 #include <vector>
 
 using namespace attnres_test;
@@ -422,6 +424,53 @@ TEST_CASE("attention_decode_step equals the reference's ops in turn", "[ops][att
   tensor<float> again({B, D});
   ops::attention_decode(backend::reference{}, cpu.q.mat(), cpu.kc.data(), cpu.vc.data(), pos + 1, T_max, H, again.mat());
   REQUIRE_CLOSE(again.data(), cpu.out.data(), again.size(), 1e-5, 1e-6);
+}
+
+TEST_CASE("attention_decode_step with bf16 weights equals the float step with the weights rounded",
+          "[ops][attention][decode][bf16]") {
+  // The bf16 step multiplies with the bf16 numbers widened to float: the float step given
+  // those same numbers as float weights. Reference against reference: the same loops (equal up
+  // to where the compiler fuses a multiply-add); cpu (head by head, or the ops in turn) against
+  // them: float summation order only.
+  using attnres::bf16;
+  const auto B = GENERATE(index_t(1), index_t(5));
+  const auto H = GENERATE(index_t(2), index_t(3));
+  const index_t Dh = 10, D = H * Dh, T_max = 6, pos = 4;
+  CAPTURE(B, H);
+  attnres::rng gen(static_cast<std::uint64_t>(70 + 10 * B + H));
+  const auto x = random_tensor<float>({B, D}, gen);
+  const double sd = 1 / std::sqrt(static_cast<double>(D));
+  std::array<tensor<float>, 3> w_float;
+  std::array<tensor<bf16>, 3> w_bf16;
+  for (std::size_t j = 0; j < 3; ++j) {
+    const auto w = random_tensor<float>({D, D}, gen, 0.0, sd);
+    w_bf16[j] = tensor<bf16>({D, D});
+    w_float[j] = tensor<float>({D, D});
+    attnres::to_bf16(w.data(), w_bf16[j].data(), w.size());
+    for (index_t i = 0; i < w.size(); ++i) w_float[j][i] = static_cast<float>(w_bf16[j][i]);
+  }
+  const auto cache = random_tensor<float>({B, T_max, D}, gen);
+  struct side {
+    tensor<float> q, k, v, out, kc, vc;
+  };
+  auto fresh = [&] {
+    return side{tensor<float>({B, D}), tensor<float>({B, D}), tensor<float>({B, D}), tensor<float>({B, D}), cache, cache};
+  };
+  auto run = [&](auto be, const auto& w, side& s) {
+    using W = typename std::remove_cvref_t<decltype(w[0])>::value_type;
+    ops::attention_decode_step<float, W>(be, x.mat(), w[0].mat(), w[1].mat(), w[2].mat(), s.q.mat(), s.k.mat(),
+                                         s.v.mat(), s.kc.data(), s.vc.data(), pos, T_max, H, 10000.0, s.out.mat());
+  };
+  side ref_float = fresh(), ref_bf16 = fresh(), cpu_bf16 = fresh();
+  run(backend::reference{}, w_float, ref_float);
+  run(backend::reference{}, w_bf16, ref_bf16);
+  attnres::with_spinning_team([&] { run(backend::cpu{}, w_bf16, cpu_bf16); });
+  REQUIRE_CLOSE(ref_bf16.out.data(), ref_float.out.data(), ref_bf16.out.size(), 1e-5, 1e-6);
+  REQUIRE_CLOSE(ref_bf16.kc.data(), ref_float.kc.data(), ref_bf16.kc.size(), 1e-5, 1e-6);
+  REQUIRE_CLOSE(ref_bf16.q.data(), cpu_bf16.q.data(), ref_bf16.q.size(), 1e-5, 1e-6);
+  REQUIRE_CLOSE(ref_bf16.kc.data(), cpu_bf16.kc.data(), ref_bf16.kc.size(), 1e-5, 1e-6);
+  REQUIRE_CLOSE(ref_bf16.vc.data(), cpu_bf16.vc.data(), ref_bf16.vc.size(), 1e-5, 1e-6);
+  REQUIRE_CLOSE(ref_bf16.out.data(), cpu_bf16.out.data(), ref_bf16.out.size(), 1e-5, 1e-6);
 }
 
 TEST_CASE("attention_decode_step refuses bad shapes, naming the problem", "[ops][attention][decode][errors]") {

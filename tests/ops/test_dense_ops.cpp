@@ -282,6 +282,99 @@ TEST_CASE("linear: shape errors name the mismatch", "[ops][linear][error]") {
                        contains("y is (3,4) but x Wᵀ is (3,5)"));
 }
 
+// ---- linear with bf16 weights (decoding; core/bf16.hpp) ---------------------------------------
+namespace {
+using attnres::bf16;
+// W (N,K) rounded to bf16 in a strided buffer, and the float values of those bf16 numbers
+struct bf16_weights {
+  index_t rows, cols, stride;
+  tensor<bf16> buf;
+  strided<float> as_float;
+  explicit bf16_weights(const strided<float>& W)
+      : rows(W.rows), cols(W.cols), stride(W.cols + 5), buf({W.rows, W.cols + 5}), as_float(W.rows, W.cols) {
+    for (index_t i = 0; i < rows; ++i)
+      for (index_t j = 0; j < cols; ++j) {
+        buf[i * stride + j] = bf16(W(i, j));
+        as_float(i, j) = static_cast<float>(buf[i * stride + j]);
+      }
+  }
+  attnres::const_matrix_view<bf16> cv() const { return {buf.data(), rows, cols, stride}; }
+};
+}  // namespace
+
+TEST_CASE("linear with bf16 weights: cpu equals reference, and the float product with the rounded weights",
+          "[ops][linear][cpu][bf16]") {
+  // every M takes the matrix-vector path with bf16 weights (no bf16 GEMM); K around the 8- and
+  // 16-float registers, N that splits inside a thread's 4-row groups
+  const auto M = GENERATE(index_t(1), index_t(3), index_t(4), index_t(5), index_t(37));
+  const auto K = GENERATE(index_t(0), index_t(1), index_t(7), index_t(17), index_t(129));
+  const auto N = GENERATE(index_t(1), index_t(5), index_t(67));
+  CAPTURE(M, K, N);
+  attnres::rng gen(static_cast<std::uint64_t>(500 + M * 10000 + K * 100 + N));
+  const strided<float> x(M, K, gen), W(N, K, gen);
+  const bf16_weights Wb(W);
+  strided<float> y_float(M, N), y_ref(M, N), y_cpu(M, N);
+  ops::linear_forward(backend::reference{}, x.cv(), Wb.as_float.cv(), y_float.v());
+  ops::linear_forward(backend::reference{}, x.cv(), Wb.cv(), y_ref.v());
+  ops::linear_forward(backend::cpu{}, x.cv(), Wb.cv(), y_cpu.v());
+  if (K == 0) {
+    REQUIRE(y_ref.dense() == std::vector<float>(static_cast<std::size_t>(M * N), 0.0f));
+    REQUIRE(y_cpu.padding_intact());
+    REQUIRE(y_cpu.dense() == std::vector<float>(static_cast<std::size_t>(M * N), 0.0f));
+  } else {
+    // the same loop over the same values (only where the compiler fuses a multiply-add may differ)
+    require_close(y_float, y_ref, 1e-6, 1e-7 * static_cast<double>(K));
+    require_close(y_ref, y_cpu, 1e-5, 2e-6 * static_cast<double>(K));
+  }
+}
+
+TEST_CASE("linear_forward_shared_input with bf16 weights equals one linear_forward per target",
+          "[ops][linear][cpu][bf16]") {
+  const auto M = GENERATE(index_t(1), index_t(4), index_t(5));
+  const auto K = GENERATE(index_t(7), index_t(129));
+  CAPTURE(M, K);
+  attnres::rng gen(static_cast<std::uint64_t>(900 + M * 1000 + K));
+  const strided<float> x(M, K, gen);
+  const std::array<index_t, 3> N{1, 33, 257};
+  std::vector<strided<float>> W, y_one, y_shared, y_ref;
+  std::vector<bf16_weights> Wb;
+  for (index_t n : N) {
+    W.emplace_back(n, K, gen);
+    Wb.emplace_back(W.back());
+    y_one.emplace_back(M, n);
+    y_shared.emplace_back(M, n);
+    y_ref.emplace_back(M, n);
+  }
+  using target = ops::linear_target<float, attnres::host_space, bf16>;
+  std::array<target, 3> targets, ref_targets;
+  for (std::size_t j = 0; j < 3; ++j) {
+    ops::linear_forward(backend::cpu{}, x.cv(), Wb[j].cv(), y_one[j].v());
+    targets[j] = {Wb[j].cv(), y_shared[j].v()};
+    ref_targets[j] = {Wb[j].cv(), y_ref[j].v()};
+  }
+  ops::linear_forward_shared_input(backend::cpu{}, x.cv(), targets);
+  ops::linear_forward_shared_input(backend::reference{}, x.cv(), ref_targets);
+  for (std::size_t j = 0; j < 3; ++j) {
+    REQUIRE(y_shared[j].padding_intact());
+    REQUIRE(y_shared[j].dense() == y_one[j].dense());  // the same kernel on the same rows
+    require_close(y_ref[j], y_shared[j], 1e-5, 2e-6 * static_cast<double>(K));
+  }
+}
+
+TEST_CASE("linear with bf16 weights: shape errors name the mismatch", "[ops][linear][error][bf16]") {
+  tensor<float> x({3, 4}), y({3, 5}), y_bad({3, 4});
+  tensor<bf16> W({5, 6}), W2({5, 4});
+  for (auto check : {+[](tensor<float>& x, tensor<bf16>& W, tensor<float>& y) {
+                       ops::linear_forward(backend::cpu{}, x.mat(), W.mat(), y.mat());
+                     },
+                     +[](tensor<float>& x, tensor<bf16>& W, tensor<float>& y) {
+                       ops::linear_forward(backend::reference{}, x.mat(), W.mat(), y.mat());
+                     }}) {
+    CHECK_THROWS_CONTAINING(check(x, W, y), attnres::shape_error, contains("linear_forward: x is (3,4) but W is (5,6)"));
+    CHECK_THROWS_CONTAINING(check(x, W2, y_bad), attnres::shape_error, contains("y is (3,4) but x Wᵀ is (3,5)"));
+  }
+}
+
 // ============================================================================ rms_norm
 
 TEST_CASE("rms_norm: literal numbers from PyTorch", "[ops][rms_norm]") {

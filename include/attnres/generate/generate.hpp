@@ -6,6 +6,7 @@
 #include <attnres/core/error.hpp>
 #include <attnres/core/random.hpp>
 #include <attnres/generate/sampling.hpp>
+#include <attnres/nn/bf16_weights.hpp>
 
 #include <cstdint>
 #include <functional>
@@ -15,16 +16,18 @@
 namespace attnres {
 
 // Returns the prompt followed by n_new sampled tokens. on_token (optional) sees each new token
-// as soon as it is chosen (for streaming output).
+// as soon as it is chosen (for streaming output). weights: decode_weights::bf16 decodes with
+// bf16 copies of the weight matrices (LM::start_decode; the prompt still runs in float).
 template <class Model>
 std::vector<std::int32_t> generate(Model& model, std::span<const std::int32_t> prompt, index_t n_new,
                                    const sampling_config& sampling, rng& gen,
-                                   const std::function<void(std::int32_t)>& on_token = {}) {
+                                   const std::function<void(std::int32_t)>& on_token = {},
+                                   decode_weights weights = decode_weights::f32) {
   expects<usage_error>(!prompt.empty(), "generate: the prompt must hold at least one token");
   expects<usage_error>(n_new >= 0, "generate: the number of new tokens must be ≥ 0");
   const index_t V = model.config().vocab;
   const index_t T = static_cast<index_t>(prompt.size());
-  auto state = model.start_decode(1, T + n_new);
+  auto state = model.start_decode(1, T + n_new, weights);
   std::vector<std::int32_t> out(prompt.begin(), prompt.end());
   if (n_new == 0) return out;
   auto logits = model.prefill(state, prompt, T);

@@ -25,6 +25,7 @@
 #include <attnres/model/config.hpp>
 #include <attnres/model/diagnostics.hpp>
 #include <attnres/nn/attention.hpp>
+#include <attnres/nn/bf16_weights.hpp>
 #include <attnres/nn/layer_norm.hpp>
 #include <attnres/nn/mlp.hpp>
 #include <attnres/nn/parameter.hpp>
@@ -41,6 +42,7 @@
 #include <cmath>
 #include <cstdint>
 #include <filesystem>
+#include <memory>
 #include <set>
 #include <span>
 #include <string>
@@ -59,6 +61,21 @@ constexpr int residual_blocks(int n_sublayers) {
   else
     return 0;
 }
+
+// A layer's bf16 weights for decoding (nn/bf16_weights.hpp), or an empty placeholder for a
+// layer that has none.
+struct no_bf16_params {};
+template <class Layer>
+struct bf16_params_of {
+  using type = no_bf16_params;
+};
+template <class Layer>
+  requires requires { typename Layer::Bf16Params; }
+struct bf16_params_of<Layer> {
+  using type = typename Layer::Bf16Params;
+};
+template <class Layer>
+using bf16_params_t = typename bf16_params_of<Layer>::type;
 
 // LM::decode_step runs a batch of ≤ 4 tokens on a spinning team (core/parallel.hpp) on the cpu.
 // A variable, so that tests and benchmarks can compare it with an OpenMP fork and join per loop.
@@ -225,14 +242,41 @@ class LM {
   }
 
   // ---- generation with a KV cache -------------------------------------------------------
+  // The weight matrices rounded to bf16 (nn/bf16_weights.hpp): what decode_step multiplies with
+  // when the state was started with decode_weights::bf16.
+  struct bf16_decode_weights {
+    std::vector<detail::bf16_params_t<attn_t>> attn_layers;  // one per transformer layer
+    std::vector<detail::bf16_params_t<mlp_t>> mlp_layers;
+    tensor<bf16> head;  // (V,D)
+    const auto& attn(index_t i) const { return attn_layers[static_cast<std::size_t>(i)]; }
+    const auto& mlp(index_t i) const { return mlp_layers[static_cast<std::size_t>(i)]; }
+    const_matrix_view<bf16> head_weight() const { return head.mat(); }
+  };
+  // Whether this model can decode with bf16 weights: a float model in host memory whose
+  // attention and MLP have bf16 weights (the built-in ones do).
+  static constexpr bool has_bf16_decoding =
+      std::is_same_v<T, float> && std::is_same_v<space, host_space> &&
+      requires(const attn_t& a, const mlp_t& m, const typename attn_t::Params& pa, const typename mlp_t::Params& pm) {
+        a.to_bf16(pa, std::string());
+        m.to_bf16(pm, std::string());
+      };
+
   struct decode_state {
     index_t batch = 0, capacity = 0, pos = 0;
     std::vector<kv_cache_layer<T, space>> kv;  // one per transformer layer
+    // decode_weights::bf16: the weights rounded to bf16 when the state was started (a snapshot:
+    // later changes to the model's weights do not reach it); null: the model's own weights
+    std::shared_ptr<const bf16_decode_weights> bf16;
   };
 
-  decode_state start_decode(index_t batch, index_t capacity) const {
+  // A KV cache for `capacity` positions of `batch` sequences. With decode_weights::bf16 the
+  // decode steps multiply with bf16 copies of the weight matrices, made here (prefill still uses
+  // the float weights): decoding reads half the bytes per token. Throws usage_error where the
+  // model cannot (has_bf16_decoding), numeric_error naming a weight with no finite bf16 value.
+  decode_state start_decode(index_t batch, index_t capacity, decode_weights weights = decode_weights::f32) const {
     expects<usage_error>(batch >= 1 && capacity >= 1, "LM: decoding needs batch ≥ 1 and capacity ≥ 1");
-    decode_state s{batch, capacity, 0, {}};
+    decode_state s{batch, capacity, 0, {}, nullptr};
+    if (weights == decode_weights::bf16) s.bf16 = std::make_shared<const bf16_decode_weights>(make_bf16_decode_weights());
     for (index_t i = 0; i < cfg_.n_layers; ++i)
       s.kv.push_back({tensor_t({batch, capacity, cfg_.d_model}), tensor_t({batch, capacity, cfg_.d_model})});
     return s;
@@ -260,17 +304,53 @@ class LM {
     bool on_team = false;
     if constexpr (backend_traits<Backend>::is_parallel && std::is_same_v<space, host_space>)
       on_team = s.batch <= ops::linear_detail::gemv_max_rows && detail::decode_on_spinning_team;
+    auto run = [&] {
+      if (!s.bf16) {
+        decode_layers(s, tokens, float_decode_weights{*this});
+      } else {
+        if constexpr (has_bf16_decoding) decode_layers(s, tokens, *s.bf16);
+      }
+    };
     if (on_team)
-      with_spinning_team([&] { decode_layers(s, tokens); });
+      with_spinning_team(run);
     else
-      decode_layers(s, tokens);
+      run();
     ++s.pos;
     return on_host_view(dec_.logits, dec_.host_logits);
   }
 
  private:
-  // decode_step's work: the logits of one new token per sequence into dec_.logits.
-  void decode_layers(decode_state& s, std::span<const std::int32_t> tokens) {
+  // The model's own weights, as decode_layers reads them (bf16_decode_weights has the same calls).
+  struct float_decode_weights {
+    const LM& m;
+    const auto& attn(index_t i) const { return m.params.layers[static_cast<std::size_t>(i)].attn; }
+    const auto& mlp(index_t i) const { return m.params.layers[static_cast<std::size_t>(i)].mlp; }
+    const_view_t head_weight() const { return m.head_weight(); }
+  };
+
+  bf16_decode_weights make_bf16_decode_weights() const {
+    if constexpr (!has_bf16_decoding) {
+      throw usage_error("LM<" + describe(arch()) + ", backend::" + std::string(Backend::name) +
+                        ">: decoding with bf16 weights needs a float model in host memory (the cpu or reference "
+                        "backend) whose attention and MLP have bf16 weights (Bf16Params and to_bf16, as SwiGLU "
+                        "and GELU have)");
+    } else {
+      bf16_decode_weights w;
+      for (index_t i = 0; i < cfg_.n_layers; ++i) {
+        const std::string p = "layers." + std::to_string(i) + ".";
+        w.attn_layers.push_back(attn_.to_bf16(params.layers[i].attn, p + "attn."));
+        w.mlp_layers.push_back(mlp_.to_bf16(params.layers[i].mlp, p + "mlp."));
+      }
+      w.head = cfg_.tie_embeddings ? detail::bf16_copy(params.tok_embeddings, "tok_embeddings.weight")
+                                   : detail::bf16_copy(params.lm_head, "lm_head.weight");
+      return w;
+    }
+  }
+
+  // decode_step's work: the logits of one new token per sequence into dec_.logits, with the
+  // weight matrices of `w` (float_decode_weights or bf16_decode_weights).
+  template <class Weights>
+  void decode_layers(decode_state& s, std::span<const std::int32_t> tokens, const Weights& w) {
     auto& d = dec_;
     const index_t M = s.batch, D = cfg_.d_model;
     ensure(d.x0, M, D);
@@ -297,19 +377,19 @@ class LM {
       auto& lp = params.layers[i];
       policy_.gather(params.residual, d.rcache, la, d.h.mat());
       norm_.forward(lp.attn_norm, d.norm_cache, d.h.mat(), d.xn.mat());
-      attn_.decode(lp.attn, d.attn_cache, d.xn.mat(), s.kv[i], s.pos, d.v.mat(), prefetch_gather(lm));
+      attn_.decode(w.attn(i), d.attn_cache, d.xn.mat(), s.kv[i], s.pos, d.v.mat(), prefetch_gather(lm));
       policy_.push(d.rcache, la, d.v.mat());
       policy_.gather(params.residual, d.rcache, lm, d.h.mat());
       norm_.forward(lp.mlp_norm, d.norm_cache, d.h.mat(), d.xn.mat());
-      if constexpr (requires { mlp_.forward(lp.mlp, d.mlp_cache, d.xn.mat(), d.v.mat(), prefetch_gather(lm + 1)); })
-        mlp_.forward(lp.mlp, d.mlp_cache, d.xn.mat(), d.v.mat(), prefetch_gather(lm + 1));
+      if constexpr (requires { mlp_.forward(w.mlp(i), d.mlp_cache, d.xn.mat(), d.v.mat(), prefetch_gather(lm + 1)); })
+        mlp_.forward(w.mlp(i), d.mlp_cache, d.xn.mat(), d.v.mat(), prefetch_gather(lm + 1));
       else  // an MLP of the user's without the hook
-        mlp_.forward(lp.mlp, d.mlp_cache, d.xn.mat(), d.v.mat());
+        mlp_.forward(w.mlp(i), d.mlp_cache, d.xn.mat(), d.v.mat());
       policy_.push(d.rcache, lm, d.v.mat());
     }
     policy_.gather(params.residual, d.rcache, n_sublayers() + 1, d.h.mat());
     norm_.forward(params.norm, d.norm_cache, d.h.mat(), d.y.mat());
-    ops::linear_forward(Backend{}, d.y.mat(), head_weight(), d.logits.mat());
+    ops::linear_forward<T>(Backend{}, d.y.mat(), w.head_weight(), d.logits.mat());
   }
 
  public:

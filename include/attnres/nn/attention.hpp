@@ -21,6 +21,7 @@
 #include <attnres/core/error.hpp>
 #include <attnres/core/storage.hpp>
 #include <attnres/core/tensor.hpp>
+#include <attnres/nn/bf16_weights.hpp>
 #include <attnres/nn/mlp.hpp>
 #include <attnres/nn/parameter.hpp>
 #include <attnres/ops/attention_decode.hpp>
@@ -58,6 +59,15 @@ class causal_self_attention {
     const_view_t wv() const { return detail::row_part(wqkv.mat(), 2, 3); }
   };
   using Grads = Params;
+  // W_q, W_k, W_v and W_o rounded to bf16, for decoding with bf16 weights (nn/bf16_weights.hpp;
+  // host memory, float models).
+  struct Bf16Params {
+    tensor<bf16> wqkv;  // (3D,D)
+    tensor<bf16> wo;    // (D,D)
+    const_matrix_view<bf16> wq() const { return detail::row_part(wqkv.mat(), 0, 3); }
+    const_matrix_view<bf16> wk() const { return detail::row_part(wqkv.mat(), 1, 3); }
+    const_matrix_view<bf16> wv() const { return detail::row_part(wqkv.mat(), 2, 3); }
+  };
   struct Cache {
     index_t batch = 0, seq = 0;
     tensor_t qkv;   // (M,3D) columns q, k, v (after RoPE)
@@ -123,26 +133,27 @@ class causal_self_attention {
   template <class BeforeOutput>
   void decode(const Params& p, Cache& c, const_view_t x, kv_cache_t& kv, index_t pos, view_t y,
               BeforeOutput&& before_output) const {
-    const index_t batch = x.rows, T_max = kv.k.dim(1);
-    expects<usage_error>(pos < T_max, "attention: position ", pos, " is beyond the KV cache (", T_max,
-                         " positions)");
-    detail::ensure_shape(c.qkv, batch, 3 * D_);
-    detail::ensure_shape(c.ctx, batch, D_);
-    if constexpr (std::is_same_v<space, host_space>) {
-      // q, k, v, RoPE, the cache write and the attention in one op (the cpu runs it head by head)
-      ops::attention_decode_step(Backend{}, x, p.wq(), p.wk(), p.wv(), c.q(), c.k(), c.v(), kv.k.data(), kv.v.data(),
-                                 pos, T_max, H_, theta_, c.ctx.mat());
-    } else {
-      ops::linear_forward(Backend{}, x, p.wqkv.mat(), c.qkv.mat());
-      ops::rope_forward(Backend{}, c.q(), 1, H_, pos, theta_);
-      ops::rope_forward(Backend{}, c.k(), 1, H_, pos, theta_);
-      // row b of k, v → cache position (b, pos): one strided copy per tensor
-      copy(const_view_t(c.k()), view_t(kv.k.data() + pos * D_, batch, D_, T_max * D_));
-      copy(const_view_t(c.v()), view_t(kv.v.data() + pos * D_, batch, D_, T_max * D_));
-      ops::attention_decode(Backend{}, c.q(), kv.k.data(), kv.v.data(), pos + 1, T_max, H_, c.ctx.mat());
-    }
-    before_output();
-    ops::linear_forward(Backend{}, c.ctx.mat(), p.wo.mat(), y);
+    decode_with<T>(p.wq(), p.wk(), p.wv(), p.wqkv.mat(), p.wo.mat(), c, x, kv, pos, y, before_output);
+  }
+  // The same step with the bf16 copies of the weights (to_bf16).
+  template <class BeforeOutput>
+    requires std::is_same_v<T, float> && std::is_same_v<space, host_space>
+  void decode(const Bf16Params& p, Cache& c, const_view_t x, kv_cache_t& kv, index_t pos, view_t y,
+              BeforeOutput&& before_output) const {
+    decode_with<bf16>(p.wq(), p.wk(), p.wv(), p.wqkv.mat(), p.wo.mat(), c, x, kv, pos, y, before_output);
+  }
+
+  // The weights rounded to bf16; `prefix` (e.g. "layers.3.attn.") names them in the
+  // numeric_error thrown for a weight with no finite bf16 value.
+  Bf16Params to_bf16(const Params& p, const std::string& prefix) const
+    requires std::is_same_v<T, float> && std::is_same_v<space, host_space>
+  {
+    Bf16Params b{tensor<bf16>({3 * D_, D_}), tensor<bf16>({D_, D_})};
+    const char* names[] = {"wq.weight", "wk.weight", "wv.weight"};
+    for (index_t j = 0; j < 3; ++j)
+      detail::round_to_bf16(detail::row_part(p.wqkv.mat(), j, 3), detail::row_part(b.wqkv.mat(), j, 3), prefix + names[j]);
+    detail::round_to_bf16(p.wo.mat(), b.wo.mat(), prefix + "wo.weight");
+    return b;
   }
 
   void list(const std::string& prefix, Params& p, Grads& g, param_list<T, space>& out) const {
@@ -153,6 +164,35 @@ class causal_self_attention {
   }
 
  private:
+  // decode's body for weights of type Weight (T, or bf16 on the host): wqkv is the stack of
+  // wq, wk and wv, which the device path multiplies in one product.
+  template <class Weight, class BeforeOutput>
+  void decode_with(matrix_view<const Weight, space> wq, matrix_view<const Weight, space> wk,
+                   matrix_view<const Weight, space> wv, matrix_view<const Weight, space> wqkv,
+                   matrix_view<const Weight, space> wo, Cache& c, const_view_t x, kv_cache_t& kv, index_t pos, view_t y,
+                   BeforeOutput& before_output) const {
+    const index_t batch = x.rows, T_max = kv.k.dim(1);
+    expects<usage_error>(pos < T_max, "attention: position ", pos, " is beyond the KV cache (", T_max,
+                         " positions)");
+    detail::ensure_shape(c.qkv, batch, 3 * D_);
+    detail::ensure_shape(c.ctx, batch, D_);
+    if constexpr (std::is_same_v<space, host_space>) {
+      // q, k, v, RoPE, the cache write and the attention in one op (the cpu runs it head by head)
+      ops::attention_decode_step<T, Weight>(Backend{}, x, wq, wk, wv, c.q(), c.k(), c.v(), kv.k.data(), kv.v.data(),
+                                            pos, T_max, H_, theta_, c.ctx.mat());
+    } else {
+      ops::linear_forward(Backend{}, x, wqkv, c.qkv.mat());
+      ops::rope_forward(Backend{}, c.q(), 1, H_, pos, theta_);
+      ops::rope_forward(Backend{}, c.k(), 1, H_, pos, theta_);
+      // row b of k, v → cache position (b, pos): one strided copy per tensor
+      copy(const_view_t(c.k()), view_t(kv.k.data() + pos * D_, batch, D_, T_max * D_));
+      copy(const_view_t(c.v()), view_t(kv.v.data() + pos * D_, batch, D_, T_max * D_));
+      ops::attention_decode(Backend{}, c.q(), kv.k.data(), kv.v.data(), pos + 1, T_max, H_, c.ctx.mat());
+    }
+    before_output();
+    ops::linear_forward<T>(Backend{}, c.ctx.mat(), wo, y);
+  }
+
   void store(kv_cache_t& kv, Cache& c, index_t batch, index_t seq) const {
     const index_t T_max = kv.k.dim(1);
     expects<usage_error>(kv.k.dim(0) == batch && seq <= T_max, "attention: a prompt of ", seq,

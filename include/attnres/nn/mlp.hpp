@@ -9,12 +9,14 @@
 #include <attnres/core/backend.hpp>
 #include <attnres/core/storage.hpp>
 #include <attnres/core/tensor.hpp>
+#include <attnres/nn/bf16_weights.hpp>
 #include <attnres/nn/parameter.hpp>
 #include <attnres/ops/activation.hpp>
 #include <attnres/ops/linear.hpp>
 
 #include <string>
 #include <string_view>
+#include <type_traits>
 
 namespace attnres {
 
@@ -59,6 +61,12 @@ class SwiGLU::with {
     const_view_t w_up() const { return detail::row_part(w_gate_up.mat(), 1, 2); }
   };
   using Grads = Params;
+  // The weights rounded to bf16, for decoding with bf16 weights (nn/bf16_weights.hpp; host
+  // memory, float models).
+  struct Bf16Params {
+    tensor<bf16> w_gate_up;  // (2F,D)
+    tensor<bf16> w_down;     // (D,F)
+  };
   struct Cache {
     tensor_t gate_up;   // (M,2F) columns W_gate x, W_up x
     tensor_t act;       // (M,F)  silu(gate) ⊙ up
@@ -79,13 +87,24 @@ class SwiGLU::with {
   // before_output() runs just before the down projection (LM prefetches there when decoding).
   template <class BeforeOutput>
   void forward(const Params& p, Cache& c, const_view_t x, view_t y, BeforeOutput&& before_output) const {
-    const index_t M = x.rows;
-    detail::ensure_shape(c.gate_up, M, 2 * F_);
-    detail::ensure_shape(c.act, M, F_);
-    ops::linear_forward(Backend{}, x, p.w_gate_up.mat(), c.gate_up.mat());  // gate and up read the same x: one product
-    ops::swiglu_forward(Backend{}, c.gate(), c.up(), c.act.mat());
-    before_output();
-    ops::linear_forward(Backend{}, c.act.mat(), p.w_down.mat(), y);
+    forward_with<T>(p.w_gate_up.mat(), p.w_down.mat(), c, x, y, before_output);
+  }
+  // The forward with the bf16 copies of the weights (decoding; to_bf16).
+  template <class BeforeOutput>
+    requires std::is_same_v<T, float> && std::is_same_v<space, host_space>
+  void forward(const Bf16Params& p, Cache& c, const_view_t x, view_t y, BeforeOutput&& before_output) const {
+    forward_with<bf16>(p.w_gate_up.mat(), p.w_down.mat(), c, x, y, before_output);
+  }
+  // The weights rounded to bf16; `prefix` (e.g. "layers.3.mlp.") names them in the numeric_error
+  // thrown for a weight with no finite bf16 value.
+  Bf16Params to_bf16(const Params& p, const std::string& prefix) const
+    requires std::is_same_v<T, float> && std::is_same_v<space, host_space>
+  {
+    Bf16Params b{tensor<bf16>({2 * F_, D_}), tensor<bf16>({D_, F_})};
+    detail::round_to_bf16(p.w_gate(), detail::row_part(b.w_gate_up.mat(), 0, 2), prefix + "w_gate.weight");
+    detail::round_to_bf16(p.w_up(), detail::row_part(b.w_gate_up.mat(), 1, 2), prefix + "w_up.weight");
+    detail::round_to_bf16(p.w_down.mat(), b.w_down.mat(), prefix + "w_down.weight");
+    return b;
   }
   // dx (M,D) += ∂ℒ/∂x; parameter gradients accumulate
   void backward(const Params& p, Cache& c, const_view_t x, const_view_t dy, view_t dx, Grads& g) const {
@@ -106,6 +125,18 @@ class SwiGLU::with {
   }
 
  private:
+  template <class Weight, class BeforeOutput>
+  void forward_with(matrix_view<const Weight, space> w_gate_up, matrix_view<const Weight, space> w_down, Cache& c,
+                    const_view_t x, view_t y, BeforeOutput& before_output) const {
+    const index_t M = x.rows;
+    detail::ensure_shape(c.gate_up, M, 2 * F_);
+    detail::ensure_shape(c.act, M, F_);
+    ops::linear_forward<T>(Backend{}, x, w_gate_up, c.gate_up.mat());  // gate and up read the same x: one product
+    ops::swiglu_forward(Backend{}, c.gate(), c.up(), c.act.mat());
+    before_output();
+    ops::linear_forward<T>(Backend{}, c.act.mat(), w_down, y);
+  }
+
   index_t D_, F_;
 };
 
@@ -128,6 +159,12 @@ class GELU::with {
     tensor_t w_down;  // (D,F)
   };
   using Grads = Params;
+  // The weights rounded to bf16, for decoding with bf16 weights (nn/bf16_weights.hpp; host
+  // memory, float models).
+  struct Bf16Params {
+    tensor<bf16> w_up;    // (F,D)
+    tensor<bf16> w_down;  // (D,F)
+  };
   struct Cache {
     tensor_t up, act;    // (M,F)  W_up x, gelu(up)
     tensor_t dact, dup;  // (M,F)
@@ -142,13 +179,22 @@ class GELU::with {
   void forward(const Params& p, Cache& c, const_view_t x, view_t y) const { forward(p, c, x, y, [] {}); }
   template <class BeforeOutput>
   void forward(const Params& p, Cache& c, const_view_t x, view_t y, BeforeOutput&& before_output) const {
-    const index_t M = x.rows;
-    detail::ensure_shape(c.up, M, F_);
-    detail::ensure_shape(c.act, M, F_);
-    ops::linear_forward(Backend{}, x, p.w_up.mat(), c.up.mat());
-    ops::gelu_forward(Backend{}, c.up.mat(), c.act.mat());
-    before_output();
-    ops::linear_forward(Backend{}, c.act.mat(), p.w_down.mat(), y);
+    forward_with<T>(p.w_up.mat(), p.w_down.mat(), c, x, y, before_output);
+  }
+  // The forward with the bf16 copies of the weights (decoding; to_bf16).
+  template <class BeforeOutput>
+    requires std::is_same_v<T, float> && std::is_same_v<space, host_space>
+  void forward(const Bf16Params& p, Cache& c, const_view_t x, view_t y, BeforeOutput&& before_output) const {
+    forward_with<bf16>(p.w_up.mat(), p.w_down.mat(), c, x, y, before_output);
+  }
+  // The weights rounded to bf16 (see SwiGLU::to_bf16).
+  Bf16Params to_bf16(const Params& p, const std::string& prefix) const
+    requires std::is_same_v<T, float> && std::is_same_v<space, host_space>
+  {
+    Bf16Params b{tensor<bf16>({F_, D_}), tensor<bf16>({D_, F_})};
+    detail::round_to_bf16(p.w_up.mat(), b.w_up.mat(), prefix + "w_up.weight");
+    detail::round_to_bf16(p.w_down.mat(), b.w_down.mat(), prefix + "w_down.weight");
+    return b;
   }
   void backward(const Params& p, Cache& c, const_view_t x, const_view_t dy, view_t dx, Grads& g) const {
     const index_t M = x.rows;
@@ -166,6 +212,18 @@ class GELU::with {
   }
 
  private:
+  template <class Weight, class BeforeOutput>
+  void forward_with(matrix_view<const Weight, space> w_up, matrix_view<const Weight, space> w_down, Cache& c,
+                    const_view_t x, view_t y, BeforeOutput& before_output) const {
+    const index_t M = x.rows;
+    detail::ensure_shape(c.up, M, F_);
+    detail::ensure_shape(c.act, M, F_);
+    ops::linear_forward<T>(Backend{}, x, w_up, c.up.mat());
+    ops::gelu_forward(Backend{}, c.up.mat(), c.act.mat());
+    before_output();
+    ops::linear_forward<T>(Backend{}, c.act.mat(), w_down, y);
+  }
+
   index_t D_, F_;
 };
 

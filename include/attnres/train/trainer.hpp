@@ -10,6 +10,7 @@
 // Both carry "train.step"; a pair that disagrees (a crash between the two writes) is refused.
 
 #include <attnres/core/error.hpp>
+#include <attnres/generate/decode_loss.hpp>
 #include <attnres/io/safetensors.hpp>
 #include <attnres/train/adamw.hpp>
 #include <attnres/train/data.hpp>
@@ -25,6 +26,7 @@
 #include <functional>
 #include <limits>
 #include <numbers>
+#include <optional>
 #include <string>
 #include <type_traits>
 #include <vector>
@@ -157,7 +159,10 @@ class trainer {
   // Mean next-byte loss over the validation windows (deterministic: the same windows each time).
   double evaluate() { return evaluate_loss(model_, val_, opt_.seq, opt_.eval_windows, opt_.batch); }
 
-  static double evaluate_loss(Model& model, const byte_corpus& data, index_t seq, index_t max_windows, index_t batch) {
+  // by_decoding: the loss through the KV cache with these decode weights (generate/decode_loss.hpp)
+  // instead of forward passes.
+  static double evaluate_loss(Model& model, const byte_corpus& data, index_t seq, index_t max_windows, index_t batch,
+                              std::optional<decode_weights> by_decoding = std::nullopt) {
     const auto windows = evaluation_windows(data, seq, max_windows);
     double total = 0;
     index_t count = 0;
@@ -170,7 +175,9 @@ class trainer {
         tok.insert(tok.end(), windows[w].first.begin(), windows[w].first.end());
         tgt.insert(tgt.end(), windows[w].second.begin(), windows[w].second.end());
       }
-      total += model.loss(tok, tgt, static_cast<index_t>(n), seq) * static_cast<double>(n);
+      const double loss = by_decoding ? decode_loss(model, tok, tgt, static_cast<index_t>(n), seq, *by_decoding)
+                                      : model.loss(tok, tgt, static_cast<index_t>(n), seq);
+      total += loss * static_cast<double>(n);
       count += static_cast<index_t>(n);
     }
     return total / static_cast<double>(count);

@@ -78,16 +78,17 @@ void attention_decode(backend::cpu, no_deduce<const_matrix_view<T>> q /*(B, H·D
 // projections, then the attention), each a hand-off between the threads that costs ≈ 1–2 µs of
 // a 0.4–0.6 ms step (docs/performance.md, round 21). Heads that do not divide evenly over the
 // threads would leave one thread a whole head's projections behind: those run the ops in turn.
-template <class T>
-void attention_decode_step(backend::cpu, no_deduce<const_matrix_view<T>> x /*(B,D)*/, no_deduce<const_matrix_view<T>> wq,
-                           no_deduce<const_matrix_view<T>> wk, no_deduce<const_matrix_view<T>> wv /*(D,D)*/,
-                           matrix_view<T> q, matrix_view<T> k, matrix_view<T> v /*(B,D)*/, T* k_cache,
-                           T* v_cache /*(B, T_max, D)*/, index_t pos, index_t T_max, index_t H, double theta,
-                           matrix_view<T> out /*(B,D)*/) {
-  const index_t Dh = detail::decode_step_check<T, host_space>(x, wq, wk, wv, q, k, v, k_cache && v_cache, pos, T_max, H,
-                                                              out, theta);
+// Weight: T, or bf16 for decoding with bf16 weights (attention_decode_step<float, bf16>).
+template <class T, class Weight = T>
+void attention_decode_step(backend::cpu, no_deduce<const_matrix_view<T>> x /*(B,D)*/,
+                           no_deduce<const_matrix_view<Weight>> wq, no_deduce<const_matrix_view<Weight>> wk,
+                           no_deduce<const_matrix_view<Weight>> wv /*(D,D)*/, matrix_view<T> q, matrix_view<T> k,
+                           matrix_view<T> v /*(B,D)*/, T* k_cache, T* v_cache /*(B, T_max, D)*/, index_t pos, index_t T_max,
+                           index_t H, double theta, matrix_view<T> out /*(B,D)*/) {
+  const index_t Dh = detail::decode_step_check<T, host_space, Weight>(x, wq, wk, wv, q, k, v, k_cache && v_cache, pos,
+                                                                      T_max, H, out, theta);
   const index_t B = q.rows, D = q.cols;
-  using target = linear_target<T>;
+  using target = linear_target<T, host_space, Weight>;
   if (B > linear_detail::gemv_max_rows || H % max_threads() != 0) {
     linear_forward_shared_input(backend::cpu{}, x, std::array{target{wq, q}, target{wk, k}, target{wv, v}});
     rope_forward(backend::cpu{}, q, 1, H, pos, theta);
@@ -103,7 +104,7 @@ void attention_decode_step(backend::cpu, no_deduce<const_matrix_view<T>> x /*(B,
     // head (H = 1) and run serially inside this loop
     const index_t c0 = h * Dh;
     auto cols = [&](matrix_view<T> m) { return matrix_view<T>(m.data + c0, m.rows, Dh, m.stride); };
-    auto rows = [&](const_matrix_view<T> W) { return W.middle_rows(c0, Dh); };
+    auto rows = [&](const_matrix_view<Weight> W) { return W.middle_rows(c0, Dh); };
     linear_forward_shared_input(backend::cpu{}, x,
                                 std::array{target{rows(wq), cols(q)}, target{rows(wk), cols(k)}, target{rows(wv), cols(v)}});
     rope_forward(backend::cpu{}, cols(q), 1, 1, pos, theta);

@@ -11,6 +11,7 @@
 #include <attnres/core/backend.hpp>
 #include <attnres/core/parallel.hpp>
 #include <attnres/core/simd.hpp>
+#include <attnres/core/simd_bf16.hpp>
 #include <attnres/ops/depth_attention_types.hpp>  // no_deduce
 #include <attnres/ops/reference/linear.hpp>       // shape checks
 
@@ -62,9 +63,10 @@ inline index_t gemv_prefetch_groups = 0;
 // x_i (simd::dots_with shares every load of x_i); they are still in L1 for the next x_i, so W's
 // block crosses memory once for all M rows. (Our kernel rather than Eigen's GEMV: no call
 // overhead per block, and the same speed measured with or without an optimised BLAS behind Eigen.)
-template <class T>
-void gemv_rows(const_matrix_view<T> x, const_matrix_view<T> W, matrix_view<T> y, index_t n0, index_t n1) {
-  const T* rows[4];
+// Weight: T, or bf16 (decoding's bf16 weights: core/simd_bf16.hpp's kernel).
+template <class T, class Weight = T>
+void gemv_rows(const_matrix_view<T> x, const_matrix_view<Weight> W, matrix_view<T> y, index_t n0, index_t n1) {
+  const Weight* rows[4];
   const index_t ahead = 4 * gemv_prefetch_groups;
   for (index_t n = n0; n < n1; n += 4) {
     const index_t r = std::min<index_t>(4, n1 - n);
@@ -94,17 +96,32 @@ void linear_forward(backend::cpu, no_deduce<const_matrix_view<T>> x /*(M,K)*/,
   eigen(y).noalias() = eigen<T>(x) * eigen<T>(W).transpose();
 }
 
+// y = x Wᵀ with W in bf16 (decoding with bf16 weights, LM::start_decode): the matrix-vector
+// path for any number of rows, since there is no bf16 GEMM to hand larger M to (a block of 4
+// weight rows is widened once per row of x while it sits in L1).
+template <class T>
+  requires std::is_same_v<T, float>
+void linear_forward(backend::cpu, no_deduce<const_matrix_view<T>> x /*(M,K)*/, const_matrix_view<bf16> W /*(N,K)*/,
+                    matrix_view<T> y /*(M,N)*/) {
+  using namespace linear_detail;
+  check_forward<T, bf16>(x, W, y);
+  const index_t M = x.rows, K = x.cols, N = W.rows;
+  if (M == 0 || N == 0) return;
+  parallel_chunks(N, gemv_grain(M, K), [&](index_t, index_t n0, index_t n1) { gemv_rows<T, bf16>(x, W, y, n0, n1); });
+}
+
 // y_j = x W_jᵀ for each target j. Same results as one linear_forward per target; for M ≤ 4 rows
 // the targets' output rows are numbered one after another and split over the threads in a
 // single parallel region: decoding's q, k, v (and SwiGLU's gate, up) then cost one fork and join
 // instead of three (two), and each thread streams its share of all the weights in one go.
-template <class T, std::size_t J>
+// With bf16 weights every M takes the matrix-vector path (see linear_forward above).
+template <class T, class Weight, std::size_t J>
 void linear_forward_shared_input(backend::cpu, no_deduce<const_matrix_view<T>> x /*(M,K)*/,
-                                 const std::array<linear_target<T>, J>& targets) {
+                                 const std::array<linear_target<T, host_space, Weight>, J>& targets) {
   using namespace linear_detail;
-  for (const auto& t : targets) check_forward<T>(x, t.W, t.y);
+  for (const auto& t : targets) check_forward<T, Weight>(x, t.W, t.y);
   const index_t M = x.rows, K = x.cols;
-  if (M > gemv_max_rows || K == 0) {
+  if ((M > gemv_max_rows && std::is_same_v<Weight, T>) || K == 0) {
     for (const auto& t : targets) linear_forward<T>(backend::cpu{}, x, t.W, t.y);
     return;
   }
@@ -114,7 +131,7 @@ void linear_forward_shared_input(backend::cpu, no_deduce<const_matrix_view<T>> x
     index_t first = 0;  // the first of target t's rows in the numbering
     for (const auto& t : targets) {
       const index_t n0 = std::max<index_t>(r0 - first, 0), n1 = std::min<index_t>(r1 - first, t.W.rows);
-      if (n0 < n1) gemv_rows<T>(x, t.W, t.y, n0, n1);
+      if (n0 < n1) gemv_rows<T, Weight>(x, t.W, t.y, n0, n1);
       first += t.W.rows;
     }
   });

@@ -33,14 +33,15 @@ inline index_t decode_check(index_t q_rows, index_t q_cols, index_t out_rows, in
 
 // Checks attention_decode_step's shapes up front (the cpu path works on views of single heads,
 // whose own checks could not see a wrong whole); returns Dh.
-template <class T, class Space>
-index_t decode_step_check(const_matrix_view<T, Space> x, const_matrix_view<T, Space> wq, const_matrix_view<T, Space> wk,
-                          const_matrix_view<T, Space> wv, const_matrix_view<T, Space> q, const_matrix_view<T, Space> k,
-                          const_matrix_view<T, Space> v, bool caches, index_t pos, index_t T_max, index_t H,
-                          const_matrix_view<T, Space> out, double theta) {
-  linear_detail::check_forward<T>(x, wq, q);
-  linear_detail::check_forward<T>(x, wk, k);
-  linear_detail::check_forward<T>(x, wv, v);
+template <class T, class Space, class Weight = T>
+index_t decode_step_check(const_matrix_view<T, Space> x, no_deduce<const_matrix_view<Weight, Space>> wq,
+                          no_deduce<const_matrix_view<Weight, Space>> wk, no_deduce<const_matrix_view<Weight, Space>> wv,
+                          const_matrix_view<T, Space> q, const_matrix_view<T, Space> k, const_matrix_view<T, Space> v,
+                          bool caches, index_t pos, index_t T_max, index_t H, const_matrix_view<T, Space> out,
+                          double theta) {
+  linear_detail::check_forward<T, Weight>(x, wq, q);
+  linear_detail::check_forward<T, Weight>(x, wk, k);
+  linear_detail::check_forward<T, Weight>(x, wv, v);
   expects<shape_error>(k.cols == q.cols && v.cols == q.cols, "attention_decode_step: q, k and v have ", q.cols, ", ",
                        k.cols, " and ", v.cols, " columns; they must agree");
   expects<shape_error>(pos >= 0 && pos < T_max, "attention_decode_step: position ", pos,
@@ -83,16 +84,17 @@ void attention_decode(backend::reference, no_deduce<const_matrix_view<T>> q /*(B
 }
 
 // A decode step of the attention layer up to its output projection (contract in
-// ops/attention_decode.hpp): the ops it is made of, one after another.
-template <class T>
+// ops/attention_decode.hpp): the ops it is made of, one after another. Weight: T, or bf16 for
+// decoding with bf16 weights (attention_decode_step<float, bf16>).
+template <class T, class Weight = T>
 void attention_decode_step(backend::reference, no_deduce<const_matrix_view<T>> x /*(B,D)*/,
-                           no_deduce<const_matrix_view<T>> wq, no_deduce<const_matrix_view<T>> wk,
-                           no_deduce<const_matrix_view<T>> wv /*(D,D)*/, matrix_view<T> q, matrix_view<T> k,
+                           no_deduce<const_matrix_view<Weight>> wq, no_deduce<const_matrix_view<Weight>> wk,
+                           no_deduce<const_matrix_view<Weight>> wv /*(D,D)*/, matrix_view<T> q, matrix_view<T> k,
                            matrix_view<T> v /*(B,D)*/, T* k_cache, T* v_cache /*(B, T_max, D)*/, index_t pos, index_t T_max,
                            index_t H, double theta, matrix_view<T> out /*(B,D)*/) {
-  detail::decode_step_check<T, host_space>(x, wq, wk, wv, q, k, v, k_cache && v_cache, pos, T_max, H, out, theta);
+  detail::decode_step_check<T, host_space, Weight>(x, wq, wk, wv, q, k, v, k_cache && v_cache, pos, T_max, H, out, theta);
   const index_t D = q.cols;
-  using target = linear_target<T>;
+  using target = linear_target<T, host_space, Weight>;
   linear_forward_shared_input(backend::reference{}, x, std::array{target{wq, q}, target{wk, k}, target{wv, v}});
   rope_forward(backend::reference{}, q, 1, H, pos, theta);
   rope_forward(backend::reference{}, k, 1, H, pos, theta);

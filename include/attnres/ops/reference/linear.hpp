@@ -3,6 +3,7 @@
 // gradient checks. The contract is in ops/linear.hpp.
 
 #include <attnres/core/backend.hpp>
+#include <attnres/core/bf16.hpp>
 #include <attnres/core/error.hpp>
 #include <attnres/core/tensor.hpp>
 #include <attnres/ops/depth_attention_types.hpp>  // no_deduce
@@ -13,16 +14,17 @@
 namespace attnres::ops {
 
 // One of several linear layers that read the same input: y = x Wᵀ (linear_forward_shared_input).
-template <class T, class Space = host_space>
+// Weight: T, or bf16 for decoding's bf16 weights (host only).
+template <class T, class Space = host_space, class Weight = T>
 struct linear_target {
-  const_matrix_view<T, Space> W;  // (N,K)
-  matrix_view<T, Space> y;        // (M,N)
+  const_matrix_view<Weight, Space> W;  // (N,K)
+  matrix_view<T, Space> y;             // (M,N)
 };
 
 namespace linear_detail {
-// Shape checks shared by every backend.
-template <class T>
-void check_forward(const_matrix_view<T> x, const_matrix_view<T> W, const_matrix_view<T> y) {
+// Shape checks shared by every backend (Weight: the weights' type when it is not T).
+template <class T, class Weight = T>
+void check_forward(const_matrix_view<T> x, no_deduce<const_matrix_view<Weight>> W, const_matrix_view<T> y) {
   expects<shape_error>(x.cols == W.cols, "linear_forward: x is (", x.rows, ",", x.cols, ") but W is (", W.rows, ",",
                        W.cols, "); their widths K must agree");
   expects<shape_error>(y.rows == x.rows && y.cols == W.rows, "linear_forward: y is (", y.rows, ",", y.cols,
@@ -56,10 +58,24 @@ void linear_forward(backend::reference, no_deduce<const_matrix_view<T>> x /*(M,K
     }
 }
 
+// y[i,n] = Σ_k x[i,k] W[n,k] with the weights stored in bf16 (decoding; core/bf16.hpp): each
+// weight is its float value, the sum is in T
+template <class T>
+void linear_forward(backend::reference, no_deduce<const_matrix_view<T>> x /*(M,K)*/, const_matrix_view<bf16> W /*(N,K)*/,
+                    matrix_view<T> y /*(M,N)*/) {
+  linear_detail::check_forward<T, bf16>(x, W, y);
+  for (index_t i = 0; i < x.rows; ++i)
+    for (index_t n = 0; n < W.rows; ++n) {
+      T s = 0;
+      for (index_t k = 0; k < x.cols; ++k) s += x(i, k) * T(static_cast<float>(W(n, k)));
+      y(i, n) = s;
+    }
+}
+
 // y_j = x W_jᵀ for each target j: one linear_forward per target
-template <class T, std::size_t J>
+template <class T, class Weight, std::size_t J>
 void linear_forward_shared_input(backend::reference, no_deduce<const_matrix_view<T>> x /*(M,K)*/,
-                                 const std::array<linear_target<T>, J>& targets) {
+                                 const std::array<linear_target<T, host_space, Weight>, J>& targets) {
   for (const auto& t : targets) linear_forward<T>(backend::reference{}, x, t.W, t.y);
 }
 
