@@ -68,6 +68,19 @@ void linear_forward_1row(benchmark::State& s) {
   s.counters["GB/s"] = benchmark::Counter(4.0 * kD * kF * static_cast<double>(s.iterations()) / 1e9,
                                           benchmark::Counter::kIsRate);
 }
+// the same with the weights in bf16 (decoding with decode_weights::bf16): half the bytes
+template <class B>
+void linear_forward_1row_bf16(benchmark::State& s) {
+  auto x = random_tensor({1, kD}, 1), W = random_tensor({kF, kD}, 2, 0.05);
+  tensor<bf16> Wb({kF, kD});
+  to_bf16(W.data(), Wb.data(), W.size());
+  auto y = tensor<T>({1, kF});
+  for (auto _ : s) ops::linear_forward(B{}, x.mat(), Wb.mat(), y.mat());
+  s.counters["GFLOP/s"] = benchmark::Counter(2.0 * kD * kF * static_cast<double>(s.iterations()) / 1e9,
+                                             benchmark::Counter::kIsRate);
+  s.counters["GB/s"] = benchmark::Counter(2.0 * kD * kF * static_cast<double>(s.iterations()) / 1e9,
+                                          benchmark::Counter::kIsRate);
+}
 
 // decode: the seven projections of each of 8 layers for one token (25.7 MB of weights, more than
 // the caches hold, as in a decode step), q, k, v and gate, up either in one call each
@@ -309,6 +322,7 @@ int main(int argc, char** argv) {
   ATTNRES_BENCH_OP(linear_forward)
   ATTNRES_BENCH_OP(linear_backward)
   ATTNRES_BENCH_OP(linear_forward_1row)
+  ATTNRES_BENCH_OP(linear_forward_1row_bf16)
   benchmark::RegisterBenchmark("decode_projections/separate", decode_projections<false>)
       ->Unit(benchmark::kMicrosecond)
       ->UseRealTime();

@@ -11,6 +11,7 @@
 //   train/<policy>    training steps: zero_grad, forward + backward, clip, AdamW
 //                     (DESIGN.md's default model, batch 8 × 256); k = 3, 1 warm-up step
 //   decode/<policy>   KV-cache decode steps, batch 1, positions 64 .. 191; k = 64, 8 warm-up
+//   decode16/<policy> the same with bf16 decode weights on both sides (LM::start_decode)
 //   baseline-train/<policy>, baseline-decode/<policy>
 //                     the same at the PyTorch baseline's size of issue 5 (GELU MLP of 1024, tied
 //                     embeddings; compare_torch.py --size torch-baseline)
@@ -18,6 +19,10 @@
 //                     against its default pairs of blocks (residual/block_attn_res.hpp): here
 //                     the first side is the one-pass Block<8>, not Sum, so policy_pct < 0 is what
 //                     the pairs save
+//   bf16/decode/<policy>
+//                     decode steps with the model's float weights against decode steps with bf16
+//                     copies of its weight matrices (LM::start_decode, decode_weights::bf16), two
+//                     models of one policy: overhead_pct < 0 is what bf16 weights save
 //   prefetch/decode/<policy>
 //                     decode steps of one model without and with the matrix-vector path's
 //                     requests for the weight rows ahead (ops/cpu/linear.hpp,
@@ -40,6 +45,7 @@
 //   OMP_NUM_THREADS=2 build/release/bench/bench_overhead --benchmark_filter=groups
 //   OMP_NUM_THREADS=2 build/release/bench/bench_overhead --benchmark_filter='^baseline-decode/'
 //   OMP_NUM_THREADS=2 build/release/bench/bench_overhead --benchmark_filter='^prefetch/'
+//   OMP_NUM_THREADS=2 build/release/bench/bench_overhead --benchmark_filter='^bf16/'
 
 #include <attnres/attnres.hpp>
 
@@ -236,6 +242,8 @@ struct sized {
   struct trainer;
   template <class Residual>
   struct decoder;
+  template <class Residual>
+  struct decoder16;  // decoding with bf16 weights
 };
 
 // One model with its optimiser and a fixed batch; step() trains once and returns its seconds.
@@ -265,7 +273,10 @@ struct sized<Size>::decoder {
   model_of<Residual, Size> model{Size::config()};
   decltype(model.start_decode(1, 1)) state;
   std::vector<std::int32_t> prompt = random_tokens(kPrompt, 3), feed = random_tokens(kNew, 4);
-  decoder() : state((model.init_weights(1), model.start_decode(1, kPrompt + kNew))) { model.prefill(state, prompt, kPrompt); }
+  explicit decoder(decode_weights w = decode_weights::f32)
+      : state((model.init_weights(1), model.start_decode(1, kPrompt + kNew, w))) {
+    model.prefill(state, prompt, kPrompt);
+  }
   step_time step() {
     if (state.pos == kPrompt + kNew) state.pos = kPrompt;  // a full cache: generate again (untimed)
     const auto next = feed[static_cast<std::size_t>(state.pos - kPrompt)];
@@ -274,6 +285,12 @@ struct sized<Size>::decoder {
       benchmark::DoNotOptimize(logits.data[0]);
     });
   }
+};
+
+template <class Size>
+template <class Residual>
+struct sized<Size>::decoder16 : decoder<Residual> {
+  decoder16() : decoder<Residual>(decode_weights::bf16) {}
 };
 
 // Side<Sum> against Side<Residual>: `warm` untimed and k timed steps each per round.
@@ -298,6 +315,15 @@ void backward_groups(benchmark::State& s) {
   auto sa = [&] { return one_pass.step(); };
   auto sb = [&] { return pairs.step(); };
   interleave(s, sa, sb, 1, 3);
+}
+
+// Decode steps with float weights against decode steps with bf16 weights, one policy.
+template <class Residual>
+void bf16_weights(benchmark::State& s) {
+  sized<default_size>::decoder<Residual> with_float(decode_weights::f32), with_bf16(decode_weights::bf16);
+  auto sa = [&] { return with_float.step(); };
+  auto sb = [&] { return with_bf16.step(); };
+  interleave(s, sa, sb, 8, 64);
 }
 
 // One decoding model, its steps without the matrix-vector path's row requests against with them.
@@ -338,6 +364,11 @@ void register_policy(const std::string& label) {
       ->Unit(benchmark::kMicrosecond)
       ->UseManualTime()
       ->MinTime(0.1);  // ≈ 1.2 ms per round counted, so ≈ 80 rounds (≈ 15 s)
+  if (prefix.empty())
+    benchmark::RegisterBenchmark(("decode16/" + label).c_str(), overhead<S::template decoder16, 8, 64, Residual>)
+        ->Unit(benchmark::kMicrosecond)
+        ->UseManualTime()
+        ->MinTime(0.1);
 }
 
 template <class Size>
@@ -355,6 +386,11 @@ int main(int argc, char** argv) {
   register_policies<default_size>();
   register_policies<baseline_size>();
   benchmark::RegisterBenchmark("groups/block8", backward_groups)->Unit(benchmark::kMillisecond)->UseManualTime()->MinTime(8);
+  benchmark::RegisterBenchmark("bf16/decode/sum", bf16_weights<Sum>)->Unit(benchmark::kMicrosecond)->UseManualTime()->MinTime(0.1);
+  benchmark::RegisterBenchmark("bf16/decode/block4", bf16_weights<BlockAttnRes<4>>)
+      ->Unit(benchmark::kMicrosecond)
+      ->UseManualTime()
+      ->MinTime(0.1);
   benchmark::RegisterBenchmark("prefetch/decode/sum", gemv_prefetch<Sum>)->Unit(benchmark::kMicrosecond)->UseManualTime()->MinTime(0.1);
   benchmark::RegisterBenchmark("prefetch/decode/block8", gemv_prefetch<BlockAttnRes<8>>)
       ->Unit(benchmark::kMicrosecond)

@@ -16,6 +16,11 @@ peer PyTorch must use an OpenMP BLAS: Debian's libopenblas0-openmp (tools/ensure
 --bench installs it); the pthreads OpenBLAS build fights torch's OpenMP threads.
 
 Both sides get the same thread count (OMP_NUM_THREADS and torch.set_num_threads).
+
+Mode decode16 decodes with bf16 weights: attnres with `--decode-weights bf16` (bf16 copies of the
+weight matrices, float arithmetic), PyTorch with the model and its KV cache converted to
+torch.bfloat16 (the usual way to decode in bf16 there; its arithmetic is then bf16 too). The
+prompt runs in float32 on the attnres side, in bf16 on PyTorch's.
 """
 
 import argparse
@@ -142,8 +147,12 @@ def torch_worker(a):
                 h = model.out_res(blocks_)[0]
             return F.linear(model.norm(h[:, -1:]) if T == 1 else model.norm(h), model.head_weight())
 
+        dtype = torch.bfloat16 if a.mode == "decode16" else torch.float32
+        model.to(dtype)
+
         def new_caches(B, cap):
-            return [(torch.zeros(B, H, cap, Dh), torch.zeros(B, H, cap, Dh)) for _ in range(cfg.n_layers)]
+            return [(torch.zeros(B, H, cap, Dh, dtype=dtype), torch.zeros(B, H, cap, Dh, dtype=dtype))
+                    for _ in range(cfg.n_layers)]
 
         with torch.no_grad():
             if a.mode == "prefill":
@@ -160,7 +169,7 @@ def torch_worker(a):
                 out.update(median_s=t, tokens_per_s=a.batch * a.seq / t, times_s=times)
             else:
                 cap = a.prompt + a.new
-                cos_all, sin_all = rope_tables(cap, Dh, cfg.rope_theta, torch.float32)
+                cos_all, sin_all = rope_tables(cap, Dh, cfg.rope_theta, dtype)
                 per_token = []
                 for _ in range(max(1, a.steps // 5)):
                     caches = new_caches(1, cap)
@@ -174,7 +183,7 @@ def torch_worker(a):
                 t = statistics.median(per_token)
                 out.update(median_s=t, tokens_per_s=1.0 / t, tokens=len(per_token))
     out["peak_rss_mib"] = peak_rss_mib()
-    out["batch"] = 1 if a.mode == "decode" else a.batch
+    out["batch"] = 1 if a.mode in ("decode", "decode16") else a.batch
     print(json.dumps(out))
 
 
@@ -207,7 +216,8 @@ def main():
                     help="the attnres binary (default: build/release/tools/attnres/attnres)")
     ap.add_argument("--size", choices=sorted(SIZES), default="default")
     ap.add_argument("--policies", default="sum,block:4,full", help="comma-separated: sum, full, block:N")
-    ap.add_argument("--modes", default="train,prefill,decode")
+    ap.add_argument("--modes", default="train,prefill,decode",
+                    help="comma-separated: train, prefill, decode, decode16 (decoding with bf16 weights)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--reps", type=int, default=3, help="A/B pairs per (policy, mode)")
     ap.add_argument("--steps", type=int, default=5, help="timed repetitions inside each process")
@@ -252,6 +262,9 @@ def main():
               "--prompt", str(a.prompt), "--new", str(a.new)] + (["--tie"] if size["tie"] else [])
     policies = a.policies.split(",")
     modes = a.modes.split(",")
+    for m in modes:
+        if m not in ("train", "prefill", "decode", "decode16"):
+            raise SystemExit(f"compare_torch: unknown mode '{m}' (train, prefill, decode, decode16)")
     print(f"compare_torch: size '{a.size}' {size}, {a.threads} threads, {a.reps} A/B pairs per cell, "
           f"{a.steps} timed repetitions per process, OPENBLAS_CORETYPE={env.get('OPENBLAS_CORETYPE', '(unset)')}",
           flush=True)
@@ -262,7 +275,8 @@ def main():
             residual, blocks = policy_args(p)
             for mode in modes:
                 pa = ["--residual", residual] + (["--blocks", str(blocks)] if residual == "block" else [])
-                ours = [a.attnres, "bench", "--json", "--threads", str(a.threads), "--modes", mode] + common + pa
+                ours = [a.attnres, "bench", "--json", "--threads", str(a.threads)] + common + pa + (
+                    ["--modes", "decode", "--decode-weights", "bf16"] if mode == "decode16" else ["--modes", mode])
                 theirs = [sys.executable, os.path.abspath(__file__), "--worker", "--threads", str(a.threads),
                           "--mode", mode] + common + pa
                 # alternate which goes first, so drift does not favour one side
@@ -271,7 +285,7 @@ def main():
                     order.reverse()
                 for name, cmd in order:
                     r = run_json(cmd, env)
-                    r.update(framework=name, policy=p, rep=rep)
+                    r.update(framework=name, policy=p, rep=rep, mode=mode)
                     results.append(r)
                     print(f"  rep {rep} {p:8s} {mode:8s} {name:8s} {r['tokens_per_s']:10.1f} tokens/s  "
                           f"peak RSS {r['peak_rss_mib']:7.0f} MiB", flush=True)
@@ -291,7 +305,7 @@ def main():
                        torch_tokens_per_s=statistics.median(theirs), ratio=statistics.median(ratios),
                        attnres_peak_rss_mib=statistics.median(cell("attnres", p, mode, "peak_rss_mib")),
                        torch_peak_rss_mib=statistics.median(cell("torch", p, mode, "peak_rss_mib")))
-            g = cell("attnres", p, mode, "gflops_per_s") if mode != "decode" else []
+            g = cell("attnres", p, mode, "gflops_per_s") if mode not in ("decode", "decode16") else []
             if g:
                 row["attnres_gflops_per_s"] = statistics.median(g)
             line = (f"{mode:8s} {p:9s} {row['attnres_tokens_per_s']:14.1f} {row['torch_tokens_per_s']:12.1f} "

@@ -9,7 +9,8 @@
 //            on a batch × seq batch; tokens/s = batch·seq / step time
 //   prefill  the prompt (batch × seq) through the model filling a KV cache, no gradients
 //   decode   batch 1: a prompt of --prompt tokens, then --new tokens one at a time through the KV
-//            cache; tokens/s = 1 / (median time of one decode step)
+//            cache; tokens/s = 1 / (median time of one decode step). --decode-weights bf16 decodes
+//            with bf16 copies of the weight matrices (LM::start_decode)
 //
 // GFLOP/s use model/cost.hpp's count; peak RSS is the process's (getrusage), so run one mode per
 // process to attribute it (compare_torch.py does).
@@ -64,6 +65,7 @@ std::vector<std::string> split_modes(const std::string& list) {
 
 struct bench_options {
   index_t batch = 8, seq = 256, steps = 10, warmup = 2, prompt = 64, new_tokens = 128;
+  decode_weights weights = decode_weights::f32;
 };
 
 template <class Model>
@@ -117,7 +119,7 @@ json bench_decode(Model& model, const bench_options& o) {
   const index_t V = model.config().vocab;
   std::vector<double> per_token;
   for (index_t s = 0; s < std::max<index_t>(1, o.steps / 5); ++s) {  // a few whole generations
-    auto state = model.start_decode(1, o.prompt + o.new_tokens);
+    auto state = model.start_decode(1, o.prompt + o.new_tokens, o.weights);
     model.prefill(state, random_tokens(g, o.prompt, V), o.prompt);
     std::int32_t next = 0;
     for (index_t k = 0; k < o.new_tokens; ++k) {
@@ -128,7 +130,11 @@ json bench_decode(Model& model, const bench_options& o) {
     }
   }
   const double t = median(per_token);
-  return {{"mode", "decode"}, {"median_s", t}, {"tokens_per_s", 1.0 / t}, {"tokens", per_token.size()}};
+  return {{"mode", "decode"},
+          {"median_s", t},
+          {"tokens_per_s", 1.0 / t},
+          {"tokens", per_token.size()},
+          {"decode_weights", std::string(to_string(o.weights))}};
 }
 
 }  // namespace
@@ -147,6 +153,7 @@ int bench_main(int argc, char** argv) {
       .option("new", "N", "decode: timed decode steps per generation", "128")
       .option("threads", "N", "threads (0: all cores)", "0")
       .flag("json", "print one JSON object per mode (and nothing else) on stdout");
+  declare_decode_weights_option(a);
 
   return run_command(a, argc, argv, [&] {
     apply_threads(a);
@@ -159,6 +166,7 @@ int bench_main(int argc, char** argv) {
     o.warmup = a.integer("warmup", 0, 1 << 20);
     o.prompt = a.integer("prompt", 1, 1 << 16);
     o.new_tokens = a.integer("new", 1, 1 << 16);
+    o.weights = decode_weights_from(a);
     const auto modes = split_modes(a.str("modes"));
     const bool as_json = a.on("json");
     int threads = 1;
@@ -184,7 +192,8 @@ int bench_main(int argc, char** argv) {
         if (as_json) {
           std::printf("%s\n", r.dump().c_str());
         } else {
-          std::printf("%-8s %-28s median %9.3f ms  %10.1f tokens/s", mode.c_str(), r["model"].get<std::string>().c_str(),
+          const std::string label = mode == "decode" && o.weights == decode_weights::bf16 ? "decode16" : mode;
+          std::printf("%-8s %-28s median %9.3f ms  %10.1f tokens/s", label.c_str(), r["model"].get<std::string>().c_str(),
                       r["median_s"].get<double>() * 1e3, r["tokens_per_s"].get<double>());
           if (r.contains("gflops_per_s")) std::printf("  %6.1f GFLOP/s", r["gflops_per_s"].get<double>());
           std::printf("  peak RSS %.0f MiB\n", r["peak_rss_mib"].get<double>());

@@ -79,6 +79,19 @@ inline std::string mlp_from(const args& a) {
   return mlp;
 }
 
+// --decode-weights f32|bf16 (generate, bench): what the decode steps multiply with
+inline void declare_decode_weights_option(args& a) {
+  a.option("decode-weights", "f32|bf16",
+           "decode with the model's float32 weights or with bf16 copies of its weight matrices (half the bytes "
+           "read per token; the prompt still runs in float32)",
+           "f32");
+}
+inline decode_weights decode_weights_from(const args& a) {
+  const std::string w = a.str("decode-weights");
+  if (w != "f32" && w != "bf16") throw usage_problem("--decode-weights must be f32 or bf16, got '" + w + "'");
+  return parse_decode_weights(w);
+}
+
 // --seq --batch --accum --steps --lr --warmup --weight-decay --grad-clip into opt (train, ablate)
 inline void read_batch_and_optimizer_options(const args& a, train::train_options& opt) {
   opt.seq = a.integer("seq", 1, 1 << 16);
