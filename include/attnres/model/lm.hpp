@@ -255,7 +255,7 @@ class LM {
   // Whether this model can decode with bf16 weights: a float model in host memory whose
   // attention and MLP have bf16 weights (the built-in ones do).
   static constexpr bool has_bf16_decoding =
-      std::is_same_v<T, float> && std::is_same_v<space, host_space> &&
+      detail::bf16_decodable<T, space> &&
       requires(const attn_t& a, const mlp_t& m, const typename attn_t::Params& pa, const typename mlp_t::Params& pm) {
         a.to_bf16(pa, std::string());
         m.to_bf16(pm, std::string());

@@ -137,7 +137,7 @@ class causal_self_attention {
   }
   // The same step with the bf16 copies of the weights (to_bf16).
   template <class BeforeOutput>
-    requires std::is_same_v<T, float> && std::is_same_v<space, host_space>
+    requires detail::bf16_decodable<T, space>
   void decode(const Bf16Params& p, Cache& c, const_view_t x, kv_cache_t& kv, index_t pos, view_t y,
               BeforeOutput&& before_output) const {
     decode_with<bf16>(p.wq(), p.wk(), p.wv(), p.wqkv.mat(), p.wo.mat(), c, x, kv, pos, y, before_output);
@@ -146,7 +146,7 @@ class causal_self_attention {
   // The weights rounded to bf16; `prefix` (e.g. "layers.3.attn.") names them in the
   // numeric_error thrown for a weight with no finite bf16 value.
   Bf16Params to_bf16(const Params& p, const std::string& prefix) const
-    requires std::is_same_v<T, float> && std::is_same_v<space, host_space>
+    requires detail::bf16_decodable<T, space>
   {
     Bf16Params b{tensor<bf16>({3 * D_, D_}), tensor<bf16>({D_, D_})};
     const char* names[] = {"wq.weight", "wk.weight", "wv.weight"};

@@ -13,10 +13,12 @@
 
 #include <attnres/core/bf16.hpp>
 #include <attnres/core/error.hpp>
+#include <attnres/core/memory_space.hpp>
 #include <attnres/core/tensor.hpp>
 
 #include <string>
 #include <string_view>
+#include <type_traits>
 
 namespace attnres {
 
@@ -31,6 +33,11 @@ inline decode_weights parse_decode_weights(std::string_view s) {
 }
 
 namespace detail {
+// Layers offer bf16 decode weights (Bf16Params, to_bf16, a decode/forward that takes them) for
+// float scalars in host memory: the bf16 kernels are cpu kernels over float inputs.
+template <class T, class Space>
+concept bf16_decodable = std::is_same_v<T, float> && std::is_same_v<Space, host_space>;
+
 inline void round_to_bf16(const_matrix_view<float> src, matrix_view<bf16> dst, const std::string& name) {
   expects<shape_error>(src.rows == dst.rows && src.cols == dst.cols, "round_to_bf16: ", name, " is (", src.rows, ",",
                        src.cols, ") but its bf16 copy is (", dst.rows, ",", dst.cols, ")");

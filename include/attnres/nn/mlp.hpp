@@ -16,7 +16,6 @@
 
 #include <string>
 #include <string_view>
-#include <type_traits>
 
 namespace attnres {
 
@@ -91,14 +90,14 @@ class SwiGLU::with {
   }
   // The forward with the bf16 copies of the weights (decoding; to_bf16).
   template <class BeforeOutput>
-    requires std::is_same_v<T, float> && std::is_same_v<space, host_space>
+    requires detail::bf16_decodable<T, space>
   void forward(const Bf16Params& p, Cache& c, const_view_t x, view_t y, BeforeOutput&& before_output) const {
     forward_with<bf16>(p.w_gate_up.mat(), p.w_down.mat(), c, x, y, before_output);
   }
   // The weights rounded to bf16; `prefix` (e.g. "layers.3.mlp.") names them in the numeric_error
   // thrown for a weight with no finite bf16 value.
   Bf16Params to_bf16(const Params& p, const std::string& prefix) const
-    requires std::is_same_v<T, float> && std::is_same_v<space, host_space>
+    requires detail::bf16_decodable<T, space>
   {
     Bf16Params b{tensor<bf16>({2 * F_, D_}), tensor<bf16>({D_, F_})};
     detail::round_to_bf16(p.w_gate(), detail::row_part(b.w_gate_up.mat(), 0, 2), prefix + "w_gate.weight");
@@ -183,13 +182,13 @@ class GELU::with {
   }
   // The forward with the bf16 copies of the weights (decoding; to_bf16).
   template <class BeforeOutput>
-    requires std::is_same_v<T, float> && std::is_same_v<space, host_space>
+    requires detail::bf16_decodable<T, space>
   void forward(const Bf16Params& p, Cache& c, const_view_t x, view_t y, BeforeOutput&& before_output) const {
     forward_with<bf16>(p.w_up.mat(), p.w_down.mat(), c, x, y, before_output);
   }
   // The weights rounded to bf16 (see SwiGLU::to_bf16).
   Bf16Params to_bf16(const Params& p, const std::string& prefix) const
-    requires std::is_same_v<T, float> && std::is_same_v<space, host_space>
+    requires detail::bf16_decodable<T, space>
   {
     Bf16Params b{tensor<bf16>({F_, D_}), tensor<bf16>({D_, F_})};
     detail::round_to_bf16(p.w_up.mat(), b.w_up.mat(), prefix + "w_up.weight");
