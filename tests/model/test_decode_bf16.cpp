@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -191,6 +192,13 @@ TEST_CASE("bf16 decoding refuses weights with no finite bf16 value and models it
   // float decoding does not look at the weights' bf16 values
   set("layers.0.attn.wk.weight", 3 * 8 + 2, std::numeric_limits<float>::max());
   CHECK_NOTHROW(m.start_decode(1, 4));
+
+  // a state whose bf16 weights are not the model's (hand-made) is refused, not read past its end
+  auto state = m.start_decode(1, 4);
+  state.bf16 = std::make_shared<const attnres::LM<Sum>::bf16_decode_weights>();
+  const std::int32_t tok = 1;
+  CHECK_THROWS_CONTAINING(m.decode_step(state, std::span<const std::int32_t>(&tok, 1)), attnres::usage_error,
+                          contains("holds bf16 weights of 0 layers, but the model has 2"));
 
   attnres::LM<Sum, attnres::RMSNorm, attnres::SwiGLU, attnres::backend::cpu, double> in_double(cfg);
   CHECK_THROWS_CONTAINING(in_double.start_decode(1, 4, decode_weights::bf16), attnres::usage_error,

@@ -298,6 +298,13 @@ class LM {
   const_matrix_view<T> decode_step(decode_state& s, std::span<const std::int32_t> tokens) {
     expects<usage_error>(s.pos < s.capacity, "LM: the decode state is full (", s.capacity, " positions)");
     check_tokens(tokens, s.batch, 1);
+    if (s.bf16) {  // a state from start_decode(…, bf16) of a model like this one
+      expects<usage_error>(has_bf16_decoding, "LM: this model cannot decode with bf16 weights (see start_decode)");
+      expects<usage_error>(s.bf16->attn_layers.size() == static_cast<std::size_t>(cfg_.n_layers) &&
+                               s.bf16->mlp_layers.size() == static_cast<std::size_t>(cfg_.n_layers),
+                           "LM: the decode state holds bf16 weights of ", s.bf16->attn_layers.size(),
+                           " layers, but the model has ", cfg_.n_layers);
+    }
     // A few tokens make ≈ 5 short parallel loops a layer (matrix-vector products, the attention
     // over the cache): on the cpu they go to a team of threads kept spinning for the whole step,
     // which hands a loop out in a fraction of an OpenMP fork and join (core/parallel.hpp).
