@@ -12,11 +12,11 @@
 // what decoding with bf16 weights costs in loss (`attnres eval --decode-weights bf16`).
 // Throws shape_error for wrong sizes and usage_error for a target outside the vocabulary.
 
+#include <attnres/core/backend.hpp>
 #include <attnres/core/error.hpp>
 #include <attnres/nn/bf16_weights.hpp>
+#include <attnres/ops/reference/cross_entropy.hpp>
 
-#include <algorithm>
-#include <cmath>
 #include <cstdint>
 #include <span>
 #include <vector>
@@ -35,20 +35,19 @@ double decode_loss(Model& model, std::span<const std::int32_t> tokens, std::span
   for (std::size_t i = 0; i < targets.size(); ++i)
     expects<usage_error>(targets[i] >= 0 && targets[i] < V, "decode_loss: target ", targets[i], " at position ", i,
                          " is outside the vocabulary [0, ", V, ")");
+  using T = typename Model::scalar;
   auto state = model.start_decode(batch, seq, weights);
-  std::vector<std::int32_t> step(static_cast<std::size_t>(batch));
+  std::vector<std::int32_t> step(static_cast<std::size_t>(batch)), step_targets(static_cast<std::size_t>(batch));
   double total = 0;
   for (index_t t = 0; t < seq; ++t) {
-    for (index_t b = 0; b < batch; ++b) step[static_cast<std::size_t>(b)] = tokens[static_cast<std::size_t>(b * seq + t)];
-    const auto logits = model.decode_step(state, step);  // (batch, V) on the host
     for (index_t b = 0; b < batch; ++b) {
-      // −log softmax(z)_y = log Σ_v e^(z_v − max) − (z_y − max)
-      const auto* z = logits.row(b);
-      const double zmax = static_cast<double>(*std::max_element(z, z + V));
-      double sum = 0;
-      for (index_t v = 0; v < V; ++v) sum += std::exp(static_cast<double>(z[v]) - zmax);
-      total += std::log(sum) - (static_cast<double>(z[targets[static_cast<std::size_t>(b * seq + t)]]) - zmax);
+      step[static_cast<std::size_t>(b)] = tokens[static_cast<std::size_t>(b * seq + t)];
+      step_targets[static_cast<std::size_t>(b)] = targets[static_cast<std::size_t>(b * seq + t)];
     }
+    const auto logits = model.decode_step(state, step);  // (batch, V) on the host
+    // the step's mean cross-entropy over the batch (log-sum-exp in double, ops/cross_entropy.hpp)
+    total += ops::cross_entropy<T>(backend::reference{}, logits, step_targets.data(), matrix_view<T>{}) *
+             static_cast<double>(batch);
   }
   return total / static_cast<double>(batch * seq);
 }

@@ -62,8 +62,9 @@ constexpr int residual_blocks(int n_sublayers) {
     return 0;
 }
 
-// A layer's bf16 weights for decoding (nn/bf16_weights.hpp), or an empty placeholder for a
-// layer that has none.
+// A layer's bf16 weights for decoding (nn/bf16_weights.hpp); for a layer without them, an empty
+// type that keeps LM::bf16_decode_weights declarable (such a model never fills it:
+// has_bf16_decoding is false and start_decode refuses).
 struct no_bf16_params {};
 template <class Layer>
 struct bf16_params_of {
